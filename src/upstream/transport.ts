@@ -1,0 +1,249 @@
+import { Pool, type Dispatcher } from 'undici'
+import type { Config } from '../config.js'
+import {
+  AppError,
+  ClientClosedError,
+  UpstreamBadResponseError,
+  UpstreamTimeoutError,
+  UpstreamUnavailableError,
+} from '../errors.js'
+
+/** What Incode answered: status, lower-cased single-valued headers and the whole body. */
+export interface RawAnswer {
+  status: number
+  headers: Record<string, string>
+  body: Buffer
+}
+
+export interface TransportCall {
+  method: 'GET' | 'POST'
+  path: string
+  query?: Record<string, string | undefined>
+  headers: Record<string, string>
+  body?: string | Buffer
+  /** The caller's: aborted when the incoming request's client disconnects. */
+  signal?: AbortSignal
+  /** Epoch ms (Date.now() clock): the incoming request's total deadline. */
+  deadlineAt: number
+}
+
+const TIMEOUT_CODES = new Set([
+  'UND_ERR_CONNECT_TIMEOUT',
+  'UND_ERR_HEADERS_TIMEOUT',
+  'UND_ERR_BODY_TIMEOUT',
+  'ETIMEDOUT',
+])
+
+const UNAVAILABLE_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'EPIPE',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EADDRNOTAVAIL',
+  'UND_ERR_SOCKET',
+  'UND_ERR_CLOSED',
+  'UND_ERR_DESTROYED',
+])
+
+/** The error code of a network error, looking through AggregateError (happy eyeballs) and `cause`. */
+function codeOf(err: unknown, depth = 0): string | undefined {
+  if (typeof err !== 'object' || err === null || depth > 3) return undefined
+  const code = (err as { code?: unknown }).code
+  if (typeof code === 'string' && code !== '') return code
+  if (err instanceof AggregateError) {
+    for (const inner of err.errors) {
+      const innerCode = codeOf(inner, depth + 1)
+      if (innerCode !== undefined) return innerCode
+    }
+  }
+  return codeOf((err as { cause?: unknown }).cause, depth + 1)
+}
+
+/**
+ * The one place where undici and network errors become typed errors. Typed errors pass through
+ * unchanged; every other error is kept as `cause`. `phase` says whether the response headers had
+ * already arrived: a connection lost after them is a broken answer (502), not an unreachable host.
+ * Messages name the error code only, never request headers (tokens, keys).
+ */
+export function toUpstreamError(err: unknown, phase: 'before-headers' | 'body'): AppError {
+  if (err instanceof AppError) return err
+  const code = codeOf(err)
+  const options = { cause: err }
+  if (code !== undefined && TIMEOUT_CODES.has(code)) {
+    return new UpstreamTimeoutError(`Incode did not answer in time (${code})`, options)
+  }
+  if (phase === 'before-headers' && code !== undefined && UNAVAILABLE_CODES.has(code)) {
+    return new UpstreamUnavailableError(`Incode is unreachable (${code})`, options)
+  }
+  if (phase === 'body') {
+    return new UpstreamBadResponseError(
+      `Incode's answer broke off (${code ?? 'unknown error'})`,
+      'UPSTREAM_BAD_RESPONSE',
+      options,
+    )
+  }
+  return new UpstreamBadResponseError(
+    `Incode request failed (${code ?? 'unknown error'})`,
+    'UPSTREAM_BAD_RESPONSE',
+    options,
+  )
+}
+
+function tooLarge(limit: number): UpstreamBadResponseError {
+  return new UpstreamBadResponseError(
+    `Incode's answer is larger than ${limit} bytes`,
+    'UPSTREAM_RESPONSE_TOO_LARGE',
+  )
+}
+
+function flattenHeaders(headers: Record<string, string | string[] | undefined>): Record<string, string> {
+  const flat: Record<string, string> = {}
+  for (const [name, value] of Object.entries(headers)) {
+    if (value === undefined) continue
+    flat[name.toLowerCase()] = Array.isArray(value) ? value.join(', ') : value
+  }
+  return flat
+}
+
+const MAX_TIMER_MS = 2 ** 31 - 1
+
+/** Why our own controller aborted the upstream request. */
+type AbortCause = 'client-closed' | 'deadline'
+
+/**
+ * HTTP to Incode over one undici dispatcher, created once (a Pool for the INCODE_BASE_URL origin)
+ * or injected. Every request carries its own timeouts and is cancelled when the caller goes away
+ * or the incoming request's deadline passes; answers are size-guarded and read in full.
+ */
+export class Transport {
+  readonly #dispatcher: Dispatcher
+  readonly #ownsDispatcher: boolean
+  readonly #origin: string
+  readonly #basePath: string
+  readonly #headersTimeout: number
+  readonly #bodyTimeout: number
+  readonly #maxBytes: number
+
+  constructor(config: Config, options?: { dispatcher?: Dispatcher }) {
+    const base = new URL(config.INCODE_BASE_URL)
+    this.#origin = base.origin
+    this.#basePath = base.pathname.replace(/\/+$/, '')
+    this.#headersTimeout = config.UPSTREAM_HEADERS_TIMEOUT_MS
+    this.#bodyTimeout = config.UPSTREAM_BODY_TIMEOUT_MS
+    this.#maxBytes = config.UPSTREAM_MAX_RESPONSE_BYTES
+    if (options?.dispatcher) {
+      this.#dispatcher = options.dispatcher
+      this.#ownsDispatcher = false
+    } else {
+      this.#dispatcher = new Pool(this.#origin, {
+        connections: config.UPSTREAM_CONNECTIONS,
+        keepAliveTimeout: config.UPSTREAM_KEEP_ALIVE_MS,
+        connect: { timeout: config.UPSTREAM_CONNECT_TIMEOUT_MS },
+        headersTimeout: config.UPSTREAM_HEADERS_TIMEOUT_MS,
+        bodyTimeout: config.UPSTREAM_BODY_TIMEOUT_MS,
+      })
+      this.#ownsDispatcher = true
+    }
+  }
+
+  async request(call: TransportCall): Promise<RawAnswer> {
+    if (call.signal?.aborted) throw new ClientClosedError()
+    const remaining = call.deadlineAt - Date.now()
+    if (remaining <= 0) throw new UpstreamTimeoutError('The request deadline passed before calling Incode')
+
+    const controller = new AbortController()
+    let aborted: AbortCause | undefined
+    const abort = (why: AbortCause) => {
+      if (aborted !== undefined) return
+      aborted = why
+      controller.abort(why === 'client-closed' ? new ClientClosedError() : deadlineError())
+    }
+    const onCallerAbort = () => abort('client-closed')
+    call.signal?.addEventListener('abort', onCallerAbort, { once: true })
+    // Clamped: a longer delay would overflow setTimeout and fire at once.
+    const timer = setTimeout(() => abort('deadline'), Math.min(remaining, MAX_TIMER_MS))
+
+    // An abort wins over whatever undici reports for the cancelled request.
+    const fail = (err: unknown, phase: 'before-headers' | 'body'): AppError => {
+      if (aborted === 'client-closed') return err instanceof ClientClosedError ? err : new ClientClosedError()
+      if (aborted === 'deadline') return err instanceof UpstreamTimeoutError ? err : deadlineError(err)
+      return toUpstreamError(err, phase)
+    }
+
+    try {
+      let response: Dispatcher.ResponseData
+      try {
+        response = await this.#dispatcher.request({
+          origin: this.#origin,
+          method: call.method,
+          path: this.#pathWithQuery(call),
+          headers: call.headers,
+          body: call.body,
+          signal: controller.signal,
+          headersTimeout: this.#headersTimeout,
+          bodyTimeout: this.#bodyTimeout,
+        })
+      } catch (err) {
+        throw fail(err, 'before-headers')
+      }
+
+      const { body } = response
+      const declared = Number(response.headers['content-length'])
+      if (Number.isFinite(declared) && declared > this.#maxBytes) {
+        body.destroy()
+        throw tooLarge(this.#maxBytes)
+      }
+
+      const chunks: Buffer[] = []
+      let size = 0
+      try {
+        for await (const chunk of body) {
+          const piece = chunk as Buffer
+          size += piece.length
+          if (size > this.#maxBytes) {
+            body.destroy()
+            throw tooLarge(this.#maxBytes)
+          }
+          chunks.push(piece)
+        }
+      } catch (err) {
+        if (err instanceof AppError && err.code === 'UPSTREAM_RESPONSE_TOO_LARGE') throw err
+        throw fail(err, 'body')
+      }
+
+      return {
+        status: response.statusCode,
+        headers: flattenHeaders(response.headers),
+        body: Buffer.concat(chunks, size),
+      }
+    } finally {
+      clearTimeout(timer)
+      call.signal?.removeEventListener('abort', onCallerAbort)
+    }
+  }
+
+  /** Closes the dispatcher this transport created; an injected one belongs to whoever injected it. */
+  async close(): Promise<void> {
+    if (this.#ownsDispatcher) await this.#dispatcher.close()
+  }
+
+  #pathWithQuery(call: TransportCall): string {
+    const path = `${this.#basePath}${call.path.startsWith('/') ? '' : '/'}${call.path}`
+    const params = new URLSearchParams()
+    for (const [name, value] of Object.entries(call.query ?? {})) {
+      if (value !== undefined) params.append(name, value)
+    }
+    const query = params.toString()
+    return query === '' ? path : `${path}?${query}`
+  }
+}
+
+function deadlineError(cause?: unknown): UpstreamTimeoutError {
+  return new UpstreamTimeoutError(
+    'The request deadline passed while waiting for Incode',
+    cause === undefined ? undefined : { cause },
+  )
+}

@@ -1,0 +1,85 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import type { AddressInfo, Socket } from 'node:net'
+import type { Test } from 'tap'
+import { loadConfig, type Config } from '../../src/config.js'
+
+export interface TestServer {
+  url: string
+  port: number
+  server: Server
+  /** Sockets the server accepted so far. */
+  connections: () => number
+  /** Requests the server received so far. */
+  requests: IncomingMessage[]
+}
+
+/** A tiny upstream on 127.0.0.1, closed (with all its connections) when the test ends. */
+export async function startServer(
+  t: Test,
+  handler: (req: IncomingMessage, res: ServerResponse) => void,
+): Promise<TestServer> {
+  const server = createServer()
+  const requests: IncomingMessage[] = []
+  const sockets = new Set<Socket>()
+  let connections = 0
+  server.on('connection', (socket: Socket) => {
+    connections++
+    sockets.add(socket)
+    socket.on('close', () => sockets.delete(socket))
+  })
+  server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+    requests.push(req)
+    handler(req, res)
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const { port } = server.address() as AddressInfo
+  t.teardown(async () => {
+    server.closeAllConnections()
+    for (const socket of sockets) socket.destroy()
+    await new Promise<void>((resolve) => server.close(() => resolve()))
+  })
+  return { url: `http://127.0.0.1:${port}`, port, server, connections: () => connections, requests }
+}
+
+/** A port on 127.0.0.1 that nothing listens on (bound, then released). */
+export async function closedPort(): Promise<number> {
+  const server = createServer()
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const { port } = server.address() as AddressInfo
+  await new Promise<void>((resolve) => server.close(() => resolve()))
+  return port
+}
+
+/** A Config for tests: the given upstream URL plus overrides (env-style strings). */
+export function testConfig(baseUrl: string, env: Record<string, string> = {}): Config {
+  return loadConfig({ INCODE_BASE_URL: baseUrl, INCODE_API_KEY: 'test-api-key', ...env })
+}
+
+/** A deadline `ms` from now, on the Date.now() clock. */
+export function inMs(ms: number): number {
+  return Date.now() + ms
+}
+
+/** Whether `req`'s connection closes (the client cancelled or dropped it) within `ms`. */
+export function closedWithin(req: IncomingMessage | undefined, ms = 2000): Promise<boolean> {
+  return new Promise((resolve) => {
+    if (req === undefined) return resolve(false)
+    if (req.socket.destroyed) return resolve(true)
+    const timer = setTimeout(() => resolve(false), ms)
+    req.socket.once('close', () => {
+      clearTimeout(timer)
+      resolve(true)
+    })
+  })
+}
+
+/** The error a promise rejects with; fails loudly when it resolves instead. */
+export async function rejectionOf(promise: Promise<unknown>): Promise<Error> {
+  try {
+    await promise
+  } catch (err) {
+    if (err instanceof Error) return err
+    throw new Error(`rejected with a non-Error: ${String(err)}`)
+  }
+  throw new Error('expected a rejection, but the promise resolved')
+}
