@@ -1,0 +1,72 @@
+import { randomUUID } from 'node:crypto'
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
+import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
+import type { Config } from './config.js'
+import errors from './plugins/app/errors.js'
+import services, { type ServiceOverrides } from './plugins/app/services.js'
+import swagger from './plugins/external/swagger.js'
+import dropInRoutes from './routes/dropIn.js'
+import healthRoutes from './routes/health.js'
+import v1Routes from './routes/v1/index.js'
+import { sharedSchemas } from './schemas.js'
+
+export interface BuildOptions {
+  /** Where log lines go (tests capture them); stdout by default. */
+  logStream?: NodeJS.WritableStream
+  overrides?: ServiceOverrides
+}
+
+/** Header values and fields that must never reach a log line. */
+export const REDACTED_PATHS = [
+  'req.headers["x-api-key"]',
+  'req.headers["x-incode-hardware-id"]',
+  'req.headers["x-incode-session-token"]',
+  'req.headers.authorization',
+  'req.headers.cookie',
+  'res.headers["set-cookie"]',
+]
+
+export function fastifyOptions(config: Config, options: BuildOptions = {}): FastifyServerOptions {
+  return {
+    logger: {
+      level: config.LOG_LEVEL,
+      redact: { paths: REDACTED_PATHS, censor: '[redacted]' },
+      ...(options.logStream ? { stream: options.logStream } : {}),
+    },
+    requestIdHeader: 'x-request-id',
+    genReqId: () => randomUUID(),
+    bodyLimit: config.BODY_LIMIT_BYTES,
+    // Incode's error bodies and ours are small; a slow client must not hold a socket forever.
+    requestTimeout: config.REQUEST_DEADLINE_MS + 15_000,
+    ajv: {
+      customOptions: {
+        // Strict schemas: unknown properties are refused, not silently dropped.
+        removeAdditional: false,
+        allErrors: true,
+        coerceTypes: 'array',
+        useDefaults: true,
+      },
+    },
+  }
+}
+
+/** Builds the whole app from a config object; server.ts and the tests call exactly this. */
+export async function buildApp(config: Config, options: BuildOptions = {}): Promise<FastifyInstance> {
+  const app = Fastify(fastifyOptions(config, options)).withTypeProvider<TypeBoxTypeProvider>()
+
+  for (const schema of sharedSchemas) app.addSchema(schema)
+
+  app.addHook('onSend', async (request, reply) => {
+    reply.header('x-request-id', request.id)
+  })
+
+  await app.register(errors)
+  await app.register(swagger)
+  await app.register(services, { config, ...(options.overrides ? { overrides: options.overrides } : {}) })
+
+  await app.register(healthRoutes)
+  await app.register(v1Routes, { prefix: '/v1' })
+  await app.register(dropInRoutes)
+
+  return app
+}

@@ -1,0 +1,170 @@
+import { Type, type Static } from '@sinclair/typebox'
+import envSchema from 'env-schema'
+
+/**
+ * Every setting the service reads, as one schema. The type is derived from it, validation and
+ * defaults come from env-schema (Ajv with coercion), and `.env.example` plus the README table list
+ * the same names. Paths of the Incode endpoints are settings because several are unconfirmed.
+ */
+const Ms = (def: number, description: string) => Type.Integer({ minimum: 1, default: def, description })
+
+export const ConfigSchema = Type.Object({
+  HOST: Type.String({
+    default: '127.0.0.1',
+    description: 'Address to listen on (0.0.0.0 in the container).',
+  }),
+  PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 3000, description: 'Port to listen on.' }),
+  LOG_LEVEL: Type.Union(
+    ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)),
+    { default: 'info', description: 'pino log level.' },
+  ),
+
+  INCODE_BASE_URL: Type.String({
+    pattern: '^https?://',
+    description: 'Base URL of the Incode API, e.g. https://demo-api.incodesmile.com. Required.',
+  }),
+  INCODE_API_KEY: Type.String({ minLength: 1, description: 'Incode client API key (x-api-key). Required.' }),
+  INCODE_API_VERSION: Type.String({ default: '1.0', description: 'Sent as the api-version header.' }),
+  INCODE_ADMIN_EMAIL: Type.Optional(
+    Type.String({ minLength: 1, description: 'Executive log-in e-mail, used to obtain the admin token.' }),
+  ),
+  INCODE_ADMIN_PASSWORD: Type.Optional(
+    Type.String({ minLength: 1, description: 'Executive log-in password.' }),
+  ),
+  INCODE_ADMIN_TOKEN: Type.Optional(
+    Type.String({ minLength: 1, description: 'A fixed admin token, instead of e-mail and password.' }),
+  ),
+
+  INCODE_PATH_IMAGES: Type.String({
+    default: '/omni/get/images',
+    description: 'Fetch images as base64 (confirmed).',
+  }),
+  INCODE_PATH_IMAGE_LINKS: Type.String({
+    default: '/omni/get/images/v2',
+    description: 'Fetch image links (unconfirmed).',
+  }),
+  INCODE_PATH_SECOND_ID_IMAGES: Type.String({
+    default: '/omni/get/second-id/images',
+    description: 'Second-ID images (unconfirmed).',
+  }),
+  INCODE_PATH_CONCATENATED_IMAGES: Type.String({
+    default: '/omni/get/concatenated-images',
+    description: 'Concatenated images (unconfirmed).',
+  }),
+  INCODE_PATH_START: Type.String({
+    default: '/omni/start',
+    description: 'Start or re-open a session (confirmed).',
+  }),
+  INCODE_PATH_ADMIN_LOGIN: Type.String({
+    default: '/executive/log-in',
+    description: 'Executive (admin) log-in (confirmed).',
+  }),
+
+  UPSTREAM_CONNECTIONS: Type.Integer({
+    minimum: 1,
+    default: 32,
+    description: 'Connections in the pool to Incode.',
+  }),
+  UPSTREAM_KEEP_ALIVE_MS: Ms(30_000, 'Keep idle upstream connections this long.'),
+  UPSTREAM_CONNECT_TIMEOUT_MS: Ms(5_000, 'Connect timeout to Incode.'),
+  UPSTREAM_HEADERS_TIMEOUT_MS: Ms(30_000, 'Time to wait for Incode response headers.'),
+  UPSTREAM_BODY_TIMEOUT_MS: Ms(30_000, 'Longest pause between two pieces of an Incode response body.'),
+  REQUEST_DEADLINE_MS: Ms(45_000, 'Total time one incoming request may spend on upstream calls.'),
+  UPSTREAM_MAX_RESPONSE_BYTES: Type.Integer({
+    minimum: 1,
+    default: 11_000_000,
+    description: 'Refuse an upstream response larger than this (a little above the 10 MB cap).',
+  }),
+
+  CHUNK_BUDGET_BYTES: Type.Integer({
+    minimum: 100_000,
+    default: 8_000_000,
+    description: 'Planned size of one base64 upstream answer; kept under the 10 MB cap as a safety margin.',
+  }),
+  FANOUT_CONCURRENCY: Type.Integer({
+    minimum: 1,
+    default: 4,
+    description: 'Upstream calls one request may run at once.',
+  }),
+  MAX_IMAGES_PER_REQUEST: Type.Integer({
+    minimum: 1,
+    default: 32,
+    description: 'Longest `images` list a request may carry (before duplicates are folded).',
+  }),
+
+  LINK_CACHE_MAX_ENTRIES: Type.Integer({
+    minimum: 1,
+    default: 50_000,
+    description: 'Link cache entries at most.',
+  }),
+  LINK_CACHE_MAX_BYTES: Type.Integer({
+    minimum: 1024,
+    default: 64 * 1024 * 1024,
+    description: 'Link cache size at most (bytes).',
+  }),
+  LINK_CACHE_MARGIN_MS: Ms(300_000, 'Links are dropped this long before they expire.'),
+  ADMIN_TOKEN_REFRESH_MARGIN_MS: Ms(600_000, 'Renew the admin token this long before it expires.'),
+  BODY_LIMIT_BYTES: Type.Integer({
+    minimum: 1024,
+    default: 65_536,
+    description: 'Largest request body accepted (bytes).',
+  }),
+})
+
+export type Config = Static<typeof ConfigSchema>
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`invalid configuration:\n${problems.join('\n')}`)
+    this.name = 'ConfigError'
+  }
+}
+
+interface AjvError {
+  instancePath: string
+  keyword: string
+  message?: string
+  params: Record<string, unknown>
+}
+
+function describe(err: AjvError): string {
+  if (err.keyword === 'required') return `${String(err.params.missingProperty)}: is required`
+  const name = err.instancePath.replace(/^\//, '')
+  if (err.keyword === 'enum' || err.keyword === 'const') return `${name}: must be one of the allowed values`
+  return `${name}: ${err.message ?? 'is invalid'}`
+}
+
+/** Reads and validates the configuration from `env` (process.env by default). Throws ConfigError. */
+export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
+  // Empty strings mean "unset", as in most .env tooling.
+  const data = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''))
+  let config: Config
+  try {
+    config = envSchema<Config>({ schema: structuredClone(ConfigSchema), data, env: false })
+  } catch (err) {
+    const ajvErrors = (err as { errors?: AjvError[] }).errors
+    if (!ajvErrors) throw err
+    // An invalid union member reports once per member plus the union itself: keep one line per setting.
+    const lines = [...new Set(ajvErrors.map(describe))]
+    const byName = new Map<string, string>()
+    for (const line of lines) {
+      const name = line.slice(0, line.indexOf(':'))
+      if (!byName.has(name)) byName.set(name, line)
+    }
+    throw new ConfigError([...byName.values()])
+  }
+  const problems: string[] = []
+  if (config.INCODE_ADMIN_EMAIL !== undefined && config.INCODE_ADMIN_PASSWORD === undefined)
+    problems.push('INCODE_ADMIN_PASSWORD: is required when INCODE_ADMIN_EMAIL is set')
+  if (config.INCODE_ADMIN_PASSWORD !== undefined && config.INCODE_ADMIN_EMAIL === undefined)
+    problems.push('INCODE_ADMIN_EMAIL: is required when INCODE_ADMIN_PASSWORD is set')
+  if (config.CHUNK_BUDGET_BYTES >= config.UPSTREAM_MAX_RESPONSE_BYTES)
+    problems.push('CHUNK_BUDGET_BYTES: must be below UPSTREAM_MAX_RESPONSE_BYTES')
+  if (problems.length > 0) throw new ConfigError(problems)
+  return config
+}
+
+/** Whether the admin-token routes can work: credentials or a fixed token are configured. */
+export function hasAdminCredentials(config: Config): boolean {
+  return config.INCODE_ADMIN_TOKEN !== undefined || config.INCODE_ADMIN_EMAIL !== undefined
+}

@@ -1,0 +1,133 @@
+import { STATUS_CODES } from 'node:http'
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import fp from 'fastify-plugin'
+import { AppError, UpstreamStatusError } from '../../errors.js'
+import type { IncodeErrorBody, Problem } from '../../schemas.js'
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /** Drop-in Incode path: errors are answered with Incode's own body, not problem+json. */
+    dropIn?: boolean
+  }
+}
+
+interface Answer {
+  status: number
+  code: string
+  detail: string
+  errors?: Problem['errors']
+}
+
+const INCODE_PREFIX = /^\/(0\/)?(omni|executive)\//
+
+/** Fastify's own errors (validation, body parsing, limits) and ours, reduced to one shape. */
+function classify(err: FastifyError | AppError | Error, request: FastifyRequest): Answer {
+  if (err instanceof AppError) {
+    // Our messages are written for callers; causes (undici errors, Incode bodies) stay in the log.
+    return { status: err.statusCode, code: err.code, detail: err.message }
+  }
+  const fe = err as FastifyError
+  if (fe.validation) {
+    const errors = fe.validation.map((v) => ({
+      path: `${fe.validationContext ?? 'request'}${v.instancePath || ''}`,
+      message: describeValidation(v),
+    }))
+    return {
+      status: 400,
+      code: 'VALIDATION_FAILED',
+      detail: errors.map((e) => `${e.path} ${e.message}`).join('; '),
+      errors,
+    }
+  }
+  const status = typeof fe.statusCode === 'number' && fe.statusCode >= 400 ? fe.statusCode : 500
+  if (status < 500) {
+    return { status, code: fe.code ? fe.code.replace(/^FST_ERR_/, '') : 'BAD_REQUEST', detail: fe.message }
+  }
+  request.log.error({ err }, 'unhandled error')
+  return { status: 500, code: 'INTERNAL', detail: 'Internal error' }
+}
+
+function describeValidation(v: NonNullable<FastifyError['validation']>[number]): string {
+  const params = v.params as { allowedValues?: unknown[]; additionalProperty?: string }
+  if (params.allowedValues) return `must be one of: ${params.allowedValues.map(String).join(', ')}`
+  if (params.additionalProperty) return `has an unknown property '${params.additionalProperty}'`
+  return v.message ?? 'is invalid'
+}
+
+export function sendProblem(reply: FastifyReply, answer: Answer): FastifyReply {
+  const body: Problem = {
+    type: `urn:problem:${answer.code}`,
+    title: STATUS_CODES[answer.status] ?? 'Error',
+    status: answer.status,
+    code: answer.code,
+    detail: answer.detail,
+    requestId: reply.request.id,
+    ...(answer.errors ? { errors: answer.errors } : {}),
+  }
+  return reply.code(answer.status).type('application/problem+json').send(body)
+}
+
+export function incodeErrorBody(status: number, message: string, path: string): IncodeErrorBody {
+  return { timestamp: Date.now(), status, error: STATUS_CODES[status] ?? 'Error', message, path }
+}
+
+function isDropIn(request: FastifyRequest): boolean {
+  return request.routeOptions.config?.dropIn === true || INCODE_PREFIX.test(request.url)
+}
+
+/** The one error handler and the one not-found handler of the service. */
+export default fp(
+  function errorsPlugin(app: FastifyInstance) {
+    app.setErrorHandler((err: FastifyError | AppError, request, reply) => {
+      if (err instanceof AppError && err.statusCode >= 500) {
+        request.log.warn(
+          { err: { code: err.code, message: err.message, cause: describeCause(err.cause) } },
+          'upstream failure',
+        )
+      }
+      if (err instanceof AppError && err.statusCode === 499) {
+        // The caller is gone: there is nobody to answer.
+        request.log.info('caller closed the request')
+        return reply.code(499).send()
+      }
+      if (isDropIn(request)) {
+        // Answer as Incode would: its own status and body when it gave one.
+        if (err instanceof UpstreamStatusError && isIncodeBody(err.upstreamBody)) {
+          return reply.code(err.upstreamStatus).type('application/json').send(err.upstreamBody)
+        }
+        const { status, detail } = classify(err, request)
+        const path = request.url.split('?')[0] ?? request.url
+        return reply
+          .code(status)
+          .type('application/json')
+          .send(incodeErrorBody(status, detail, path))
+      }
+      return sendProblem(reply, classify(err, request))
+    })
+
+    app.setNotFoundHandler((request, reply) => {
+      const path = request.url.split('?')[0] ?? request.url
+      if (isDropIn(request)) {
+        return reply
+          .code(404)
+          .type('application/json')
+          .send(incodeErrorBody(404, 'Not Found', path))
+      }
+      return sendProblem(reply, {
+        status: 404,
+        code: 'NOT_FOUND',
+        detail: `No route ${request.method} ${path}`,
+      })
+    })
+  },
+  { name: 'errors' },
+)
+
+function isIncodeBody(body: unknown): boolean {
+  return typeof body === 'object' && body !== null && 'status' in body && 'message' in body
+}
+
+function describeCause(cause: unknown): string | undefined {
+  if (cause instanceof Error) return `${cause.name}: ${(cause as { code?: string }).code ?? cause.message}`
+  return cause === undefined ? undefined : 'non-error cause'
+}

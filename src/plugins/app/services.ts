@@ -1,0 +1,57 @@
+import type { FastifyInstance } from 'fastify'
+import fp from 'fastify-plugin'
+import { LinkCache } from '../../cache/linkCache.js'
+import { hasAdminCredentials, type Config } from '../../config.js'
+import { SizeEstimator } from '../../domain/sizeEstimator.js'
+import { AdminTokenProvider } from '../../upstream/adminToken.js'
+import { IncodeClient } from '../../upstream/incode.js'
+import { Transport } from '../../upstream/transport.js'
+import { Readiness } from '../../readiness.js'
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    config: Config
+    transport: Transport
+    adminTokens: AdminTokenProvider | undefined
+    incode: IncodeClient
+    linkCache: LinkCache
+    sizeEstimator: SizeEstimator
+    readiness: Readiness
+  }
+}
+
+export interface ServiceOverrides {
+  /** Clock for token expiry and link TTLs (tests use a fake one). */
+  now?: () => number
+}
+
+/** The service's own long-lived objects, created once per app and closed with it. */
+export default fp(
+  function servicesPlugin(app: FastifyInstance, opts: { config: Config; overrides?: ServiceOverrides }) {
+    const { config } = opts
+    const now = opts.overrides?.now
+    const transport = new Transport(config)
+    const adminTokens = hasAdminCredentials(config)
+      ? new AdminTokenProvider({ config, transport, ...(now ? { now } : {}) })
+      : undefined
+    app.decorate('config', config)
+    app.decorate('transport', transport)
+    app.decorate('adminTokens', adminTokens)
+    app.decorate('incode', new IncodeClient({ config, transport, ...(adminTokens ? { adminTokens } : {}) }))
+    app.decorate(
+      'linkCache',
+      new LinkCache({
+        maxEntries: config.LINK_CACHE_MAX_ENTRIES,
+        maxBytes: config.LINK_CACHE_MAX_BYTES,
+        marginMs: config.LINK_CACHE_MARGIN_MS,
+        ...(now ? { now } : {}),
+      }),
+    )
+    app.decorate('sizeEstimator', new SizeEstimator())
+    app.decorate('readiness', new Readiness({ transport, adminTokens }))
+    app.addHook('onClose', async () => {
+      await transport.close()
+    })
+  },
+  { name: 'services' },
+)

@@ -1,0 +1,43 @@
+import swagger from '@fastify/swagger'
+import swaggerUi from '@fastify/swagger-ui'
+import type { FastifyInstance } from 'fastify'
+import fp from 'fastify-plugin'
+
+export const OPENAPI_INFO = {
+  title: 'Incode image gateway',
+  version: '0.1.0',
+  description:
+    'Serves the images captured during Incode onboarding sessions. `/v1` routes split base64 fetches under ' +
+    "Incode's 10 MB answer cap and cache temporary links; the `/omni/...` drop-in paths answer exactly as " +
+    'Incode does, so existing Incode clients only change their base URL.',
+}
+
+/** OpenAPI document generated from the routes' schemas, and Swagger UI at /docs. */
+export default fp(
+  async function swaggerPlugin(app: FastifyInstance) {
+    await app.register(swagger, {
+      openapi: {
+        openapi: '3.1.0',
+        info: OPENAPI_INFO,
+        tags: [
+          { name: 'images', description: 'Base64 images, split and merged' },
+          { name: 'links', description: 'Temporary image links, cached short of their expiry' },
+          { name: 'incode', description: 'Drop-in Incode paths' },
+          { name: 'health', description: 'Liveness and readiness' },
+        ],
+        components: {
+          securitySchemes: {
+            sessionToken: { type: 'apiKey', in: 'header', name: 'X-Incode-Session-Token' },
+            incodeToken: { type: 'apiKey', in: 'header', name: 'X-Incode-Hardware-Id' },
+          },
+        },
+      },
+      refResolver: {
+        buildLocalReference: (json, _baseUri, _fragment, i) =>
+          typeof json.$id === 'string' ? json.$id : `def-${i}`,
+      },
+    })
+    await app.register(swaggerUi, { routePrefix: '/docs', uiConfig: { tryItOutEnabled: true } })
+  },
+  { name: 'swagger' },
+)

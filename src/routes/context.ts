@@ -1,0 +1,40 @@
+import type { FastifyReply, FastifyRequest } from 'fastify'
+import { UnauthorizedError } from '../errors.js'
+import type { Caller, CallContext } from '../upstream/incode.js'
+
+export const SESSION_TOKEN_HEADER = 'x-incode-session-token'
+export const INCODE_TOKEN_HEADER = 'x-incode-hardware-id'
+
+/**
+ * The upstream context of one incoming request: its total deadline, and a signal that fires when
+ * the caller disconnects before the answer is complete, so that its upstream calls are cancelled.
+ */
+export function callContext(request: FastifyRequest, reply: FastifyReply): CallContext {
+  const controller = new AbortController()
+  reply.raw.once('close', () => {
+    if (!reply.raw.writableFinished) controller.abort()
+  })
+  return { signal: controller.signal, deadlineAt: Date.now() + request.server.config.REQUEST_DEADLINE_MS }
+}
+
+function headerValue(request: FastifyRequest, name: string): string | undefined {
+  const value = request.headers[name]
+  const first = Array.isArray(value) ? value[0] : value
+  return first === undefined || first.trim() === '' ? undefined : first.trim()
+}
+
+/** A frontend's session token, forwarded upstream as X-Incode-Hardware-Id. */
+export function sessionCaller(
+  request: FastifyRequest,
+  header = SESSION_TOKEN_HEADER,
+  interviewId?: string,
+): Caller {
+  const token = headerValue(request, header)
+  if (token === undefined) throw new UnauthorizedError(`The ${header} header is required`, 'TOKEN_MISSING')
+  return interviewId === undefined ? { kind: 'token', token } : { kind: 'token', token, interviewId }
+}
+
+/** Headers on every answer that carries images or links: never stored by a shared cache. */
+export function noStore(reply: FastifyReply): FastifyReply {
+  return reply.header('cache-control', 'no-store, private')
+}

@@ -1,0 +1,233 @@
+import { Type } from '@sinclair/typebox'
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import type { FastifyReply, FastifyRequest } from 'fastify'
+import { scopeForToken } from '../cache/linkCache.js'
+import type { ScannedEntry } from '../domain/flatJson.js'
+import { IMAGE_TYPE_INFO, type ImageType } from '../domain/imageTypes.js'
+import { normaliseLinks, toIncodeLinksShape, type LinkEntry } from '../domain/links.js'
+import { foldTypes } from '../domain/requestedTypes.js'
+import { UnauthorizedError, UpstreamBadResponseError } from '../errors.js'
+import { IncodeErrorRef, ImageTypeSchema } from '../schemas.js'
+import { splitFetch } from '../services/splitFetch.js'
+import type { Caller, IncodeEndpoint } from '../upstream/incode.js'
+import { callContext, INCODE_TOKEN_HEADER, noStore, sessionCaller } from './context.js'
+
+const Query = Type.Object({
+  id: Type.Optional(
+    Type.String({
+      maxLength: 64,
+      description: 'Interview ID; optional with a session token, required with an admin token.',
+    }),
+  ),
+})
+
+const Headers = Type.Object({
+  'x-incode-hardware-id': Type.Optional(
+    Type.String({ description: 'Incode session or admin token (required).' }),
+  ),
+  'x-api-key': Type.Optional(Type.String({ description: 'Accepted and replaced by the service key.' })),
+  'api-version': Type.Optional(Type.String({ examples: ['1.0'] })),
+})
+
+const incodeErrors = {
+  400: IncodeErrorRef,
+  401: IncodeErrorRef,
+  403: IncodeErrorRef,
+  404: IncodeErrorRef,
+  502: IncodeErrorRef,
+  503: IncodeErrorRef,
+  504: IncodeErrorRef,
+}
+
+// Shapes guaranteed by the route schemas (validated before the handlers run).
+type DropInQuery = { id?: string }
+type DropInBody = { images?: ImageType[] }
+
+function tokenCaller(request: FastifyRequest): Extract<Caller, { kind: 'token' }> {
+  const caller = sessionCaller(request, INCODE_TOKEN_HEADER, (request.query as DropInQuery).id)
+  if (caller.kind !== 'token') throw new UnauthorizedError('Missing token')
+  return caller
+}
+
+/**
+ * Incode's own paths (and their `/0` forms), answering with Incode's query, headers, body, answer
+ * shape and error body, so that existing Incode clients only change their base URL. Splitting
+ * and link caching happen behind them.
+ */
+const dropInRoutes: FastifyPluginAsyncTypebox = async (app) => {
+  const { config } = app
+  const images = Type.Array(Type.Ref(ImageTypeSchema), {
+    minItems: 1,
+    maxItems: config.MAX_IMAGES_PER_REQUEST,
+  })
+  const Body = Type.Object({ images })
+  const OptionalBody = Type.Object({ images: Type.Optional(images) })
+  const FlatImages = Type.Record(Type.String(), Type.Union([Type.String(), Type.Null()]), {
+    description: 'Image type → base64, as Incode answers.',
+  })
+  const IncodeLinks = Type.Record(
+    Type.String(),
+    Type.Union([Type.String(), Type.Record(Type.String(), Type.String())]),
+    {
+      description:
+        '`<type>` → latest link and `<type>_prevAttempts` → {capture ms: link}, as Incode answers.',
+    },
+  )
+
+  const paths: Record<IncodeEndpoint, string> = {
+    images: config.INCODE_PATH_IMAGES,
+    imageLinks: config.INCODE_PATH_IMAGE_LINKS,
+    secondIdImages: config.INCODE_PATH_SECOND_ID_IMAGES,
+    concatenatedImages: config.INCODE_PATH_CONCATENATED_IMAGES,
+  }
+
+  const routeOptions = (summary: string, body: typeof Body | typeof OptionalBody, ok: unknown) => ({
+    config: { dropIn: true },
+    schema: {
+      tags: ['incode'],
+      summary,
+      querystring: Query,
+      headers: Headers,
+      security: [{ incodeToken: [] }],
+      body,
+      response: { 200: ok, ...incodeErrors },
+    },
+  })
+
+  for (const zero of [false, true]) {
+    const prefix = zero ? '/0' : ''
+    const note = zero ? ' (session token alone)' : ''
+
+    const base64 =
+      (endpoint: 'images' | 'secondIdImages') => async (request: FastifyRequest, reply: FastifyReply) => {
+        const caller = tokenCaller(request)
+        const types = foldTypes((request.body as DropInBody).images ?? [])
+        const parts: Array<{ entries: ScannedEntry[]; requested: Set<string>; body: Buffer }> = []
+        const outcome = await splitFetch({
+          incode: app.incode,
+          estimator: app.sizeEstimator,
+          budgetBytes: config.CHUNK_BUDGET_BYTES,
+          concurrency: config.FANOUT_CONCURRENCY,
+          endpoint,
+          caller,
+          types,
+          ctx: callContext(request, reply),
+          failFast: true,
+          zeroPath: zero,
+          onAnswer: (chunk, entries, body) => {
+            parts.push({ entries, requested: new Set(chunk), body })
+          },
+        })
+        noStore(reply).type('application/json')
+        const only = parts[0]
+        if (parts.length === 1 && outcome.upstreamCalls === 1 && only) {
+          // One call answered everything: pass Incode's answer on untouched.
+          return reply.send(only.body)
+        }
+        // Any part failing fails the whole answer (failFast), so here every part succeeded; all of
+        // them are held until then, as Incode's status line cannot be known before.
+        const pieces: Buffer[] = []
+        for (const part of parts) {
+          for (const entry of part.entries) {
+            if (!part.requested.has(entry.key)) continue
+            pieces.push(Buffer.from(`${pieces.length === 0 ? '{' : ','}${JSON.stringify(entry.key)}:`))
+            pieces.push(
+              entry.kind === 'string'
+                ? Buffer.concat([QUOTE, entry.raw, QUOTE])
+                : entry.kind === 'null'
+                  ? NULL
+                  : entry.raw,
+            )
+          }
+        }
+        pieces.push(Buffer.from(pieces.length === 0 ? '{}' : '}'))
+        return reply.send(Buffer.concat(pieces))
+      }
+
+    app.post(
+      `${prefix}${paths.images}`,
+      routeOptions(`Fetch images as base64${note}`, Body, FlatImages),
+      base64('images'),
+    )
+    app.post(
+      `${prefix}${paths.secondIdImages}`,
+      routeOptions(`Second ID images as base64${note}`, Body, FlatImages),
+      base64('secondIdImages'),
+    )
+
+    app.post(
+      `${prefix}${paths.imageLinks}`,
+      routeOptions(`Fetch image links with previous attempts${note}`, Body, IncodeLinks),
+      async (request: FastifyRequest, reply: FastifyReply) => {
+        const caller = tokenCaller(request)
+        const types = foldTypes((request.body as DropInBody).images ?? []).filter(
+          (t) => IMAGE_TYPE_INFO[t].linkable,
+        )
+        const deadlineAt = Date.now() + config.REQUEST_DEADLINE_MS
+        const resolved =
+          types.length === 0
+            ? { entries: new Map<ImageType, LinkEntry>(), status: 'HIT' }
+            : await app.linkCache.resolve(
+                scopeForToken(caller.token),
+                caller.interviewId ?? '',
+                types,
+                async (toLoad) => {
+                  const answer = await app.incode.call(
+                    'imageLinks',
+                    caller,
+                    { images: toLoad },
+                    { deadlineAt },
+                    { zeroPath: zero },
+                  )
+                  let json: unknown
+                  try {
+                    json = JSON.parse(answer.body.toString('utf8'))
+                    return normaliseLinks(json, toLoad, Date.now())
+                  } catch (err) {
+                    throw new UpstreamBadResponseError(
+                      'Incode sent links that could not be read',
+                      'UPSTREAM_BAD_RESPONSE',
+                      {
+                        cause: err,
+                      },
+                    )
+                  }
+                },
+              )
+        return noStore(reply).header('x-cache', resolved.status).send(toIncodeLinksShape(resolved.entries))
+      },
+    )
+
+    app.post(
+      `${prefix}${paths.concatenatedImages}`,
+      routeOptions(
+        `All latest images combined in one${note}`,
+        OptionalBody,
+        Type.Object({ image: Type.String() }),
+      ),
+      async (request: FastifyRequest, reply: FastifyReply) => {
+        const caller = tokenCaller(request)
+        const requested = (request.body as DropInBody).images
+        const body = requested ? { images: foldTypes(requested) } : {}
+        const answer = await app.incode.forward(
+          'concatenatedImages',
+          caller,
+          body,
+          callContext(request, reply),
+          {
+            zeroPath: zero,
+          },
+        )
+        return noStore(reply)
+          .code(answer.status)
+          .type(answer.headers['content-type'] ?? 'application/json')
+          .send(answer.body)
+      },
+    )
+  }
+}
+
+const QUOTE = Buffer.from('"')
+const NULL = Buffer.from('null')
+
+export default dropInRoutes

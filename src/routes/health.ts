@@ -1,0 +1,47 @@
+import { Type } from '@sinclair/typebox'
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { ProblemRef } from '../schemas.js'
+
+const Status = Type.Object({ status: Type.String({ examples: ['ok'] }) })
+const Readiness = Type.Object({
+  status: Type.Union([Type.Literal('ready'), Type.Literal('not-ready')]),
+  checks: Type.Record(
+    Type.String(),
+    Type.Object({ ok: Type.Boolean(), detail: Type.Optional(Type.String()) }),
+  ),
+})
+
+/** Cheap, unauthenticated probes for orchestrators and the container HEALTHCHECK. */
+const healthRoutes: FastifyPluginAsyncTypebox = async (app) => {
+  app.get(
+    '/healthz',
+    {
+      schema: {
+        tags: ['health'],
+        summary: 'Liveness: the process is up',
+        response: { 200: Status },
+      },
+      logLevel: 'warn',
+    },
+    () => ({ status: 'ok' }),
+  )
+
+  app.get(
+    '/readyz',
+    {
+      schema: {
+        tags: ['health'],
+        summary: 'Readiness: config loaded, Incode reachable, admin token obtainable when configured',
+        response: { 200: Readiness, 503: Readiness, 500: ProblemRef },
+      },
+      logLevel: 'warn',
+    },
+    async (_request, reply) => {
+      const checks = await app.readiness.check()
+      const ok = Object.values(checks).every((c) => c.ok)
+      return reply.code(ok ? 200 : 503).send({ status: ok ? 'ready' : 'not-ready', checks })
+    },
+  )
+}
+
+export default healthRoutes

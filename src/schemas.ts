@@ -1,0 +1,59 @@
+import { Type, type Static } from '@sinclair/typebox'
+import { IMAGE_TYPES, type ImageType } from './domain/imageTypes.js'
+
+/**
+ * Shared schemas, registered once by `$id` (see app.ts) and referenced with `Type.Ref`, so the
+ * OpenAPI document names them instead of inlining copies.
+ */
+// A plain enum (not a union of literals) so that a wrong value yields one error naming the allowed values.
+export const ImageTypeSchema = Type.Unsafe<ImageType>({
+  $id: 'ImageType',
+  type: 'string',
+  enum: [...IMAGE_TYPES],
+  description: 'An Incode image type.',
+  examples: ['selfie'],
+})
+
+export const ProblemSchema = Type.Object(
+  {
+    type: Type.String({
+      description: 'A URI naming the problem type.',
+      examples: ['urn:problem:VALIDATION_FAILED'],
+    }),
+    title: Type.String({ examples: ['Bad Request'] }),
+    status: Type.Integer({ examples: [400] }),
+    code: Type.String({
+      description: 'Stable, machine-readable error code.',
+      examples: ['VALIDATION_FAILED'],
+    }),
+    detail: Type.String({ examples: ['body/images/0 must be one of: selfie, croppedFace, …'] }),
+    requestId: Type.Optional(Type.String()),
+    errors: Type.Optional(
+      Type.Array(Type.Object({ path: Type.String(), message: Type.String() }), {
+        description: 'One entry per invalid field, for validation failures.',
+      }),
+    ),
+  },
+  { $id: 'Problem', description: 'RFC 9457 problem details (application/problem+json).' },
+)
+export type Problem = Static<typeof ProblemSchema>
+
+export const IncodeErrorSchema = Type.Object(
+  {
+    timestamp: Type.Integer({ examples: [1713571344335] }),
+    status: Type.Integer({
+      description: 'HTTP status, or a custom Incode code such as 4005.',
+      examples: [401],
+    }),
+    error: Type.String({ examples: ['Unauthorized'] }),
+    message: Type.String({ examples: ['Invalid token'] }),
+    path: Type.String({ examples: ['/omni/get/images'] }),
+  },
+  { $id: 'IncodeError', description: "Incode's own error body, as answered on the drop-in Incode paths." },
+)
+export type IncodeErrorBody = Static<typeof IncodeErrorSchema>
+
+export const sharedSchemas = [ImageTypeSchema, ProblemSchema, IncodeErrorSchema]
+
+export const ProblemRef = Type.Ref(ProblemSchema)
+export const IncodeErrorRef = Type.Ref(IncodeErrorSchema)

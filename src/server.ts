@@ -1,0 +1,28 @@
+import closeWithGrace from 'close-with-grace'
+import { buildApp } from './app.js'
+import { ConfigError, loadConfig, type Config } from './config.js'
+
+/** Process concerns only: config, listen, graceful close. */
+function readConfig(): Config {
+  try {
+    return loadConfig()
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write('Configuration error (every setting is described in .env.example):\n')
+      for (const line of err.problems) process.stderr.write(`  ${line}\n`)
+      process.exit(1)
+    }
+    throw err
+  }
+}
+
+const config = readConfig()
+const app = await buildApp(config)
+
+closeWithGrace({ delay: config.REQUEST_DEADLINE_MS + 5_000 }, async ({ signal, err }) => {
+  if (err) app.log.error({ err }, 'closing after an error')
+  else app.log.info({ signal }, 'closing')
+  await app.close()
+})
+
+await app.listen({ host: config.HOST, port: config.PORT })

@@ -1,0 +1,161 @@
+import pLimit from 'p-limit'
+import { type ScannedEntry, scanFlatJsonObject } from '../domain/flatJson.js'
+import type { ImageType } from '../domain/imageTypes.js'
+import { bisect, planChunks } from '../domain/planChunks.js'
+import type { SizeEstimator } from '../domain/sizeEstimator.js'
+import { AppError, ClientClosedError, UpstreamBadResponseError, UpstreamStatusError } from '../errors.js'
+import type { Caller, CallContext, IncodeClient } from '../upstream/incode.js'
+
+export interface TypeFailure {
+  status: number
+  code: string
+  message: string
+}
+
+export interface SplitFetchOptions {
+  incode: IncodeClient
+  estimator: SizeEstimator
+  budgetBytes: number
+  concurrency: number
+  endpoint: 'images' | 'secondIdImages'
+  caller: Caller
+  types: readonly ImageType[]
+  ctx: CallContext
+  /** Drop-in paths answer as Incode would: the first failure of any part fails the whole request. */
+  failFast: boolean
+  /** Call Incode's `/0` form (session token alone), as a drop-in `/0` request did. */
+  zeroPath?: boolean
+  /** Called once per successful upstream answer, as answers complete; awaited (backpressure). */
+  onAnswer: (chunk: readonly ImageType[], entries: ScannedEntry[], body: Buffer) => Promise<void> | void
+}
+
+export interface SplitFetchOutcome {
+  /** Types that could not be fetched, with why; empty when every part succeeded. */
+  failures: Map<ImageType, TypeFailure>
+  /** The first failure's error, for a request where no part succeeded. */
+  firstError: AppError | undefined
+  answered: number
+  upstreamCalls: number
+  bisections: number
+  plannedChunks: number
+}
+
+/** Errors that are about the request as a whole (token, interview, caller), not one part of it. */
+function isRequestLevel(err: unknown): boolean {
+  if (err instanceof ClientClosedError) return true
+  return err instanceof UpstreamStatusError && [400, 401, 403, 404].includes(err.upstreamStatus)
+}
+
+function toAppError(err: unknown): AppError {
+  if (err instanceof AppError) return err
+  return new UpstreamBadResponseError('Incode sent an invalid answer', 'UPSTREAM_BAD_RESPONSE', {
+    cause: err,
+  })
+}
+
+/**
+ * Fetches base64 images in as few upstream calls as fit under the budget, in parallel up to the
+ * bound, hands each answer on as soon as it arrives (so no request holds every part at once), and
+ * splits any part Incode refuses as too large (502) in two until single types remain. A single
+ * type that alone is too large is reported as failed, never retried forever.
+ */
+export async function splitFetch(options: SplitFetchOptions): Promise<SplitFetchOutcome> {
+  const { incode, estimator, endpoint, caller, ctx } = options
+  const estimate = (t: ImageType) => estimator.estimate(t)
+  const chunks = planChunks(options.types, estimate, options.budgetBytes)
+  const limit = pLimit(options.concurrency)
+  // One controller for all parts: a request-level failure (or the caller leaving) cancels the rest.
+  const abort = new AbortController()
+  const signal = ctx.signal ? AbortSignal.any([ctx.signal, abort.signal]) : abort.signal
+  const partCtx: CallContext = { signal, deadlineAt: ctx.deadlineAt }
+
+  const outcome: SplitFetchOutcome = {
+    failures: new Map(),
+    firstError: undefined,
+    answered: 0,
+    upstreamCalls: 0,
+    bisections: 0,
+    plannedChunks: chunks.length,
+  }
+  let fatal: AppError | undefined
+
+  const fail = (chunk: readonly ImageType[], err: AppError, failure?: TypeFailure) => {
+    outcome.firstError ??= err
+    for (const type of chunk) {
+      outcome.failures.set(type, failure ?? { status: err.statusCode, code: err.code, message: err.message })
+    }
+  }
+
+  /** One upstream call; returns the halves to retry when Incode refused it as too large. */
+  const attempt = async (chunk: readonly ImageType[]): Promise<ImageType[][] | undefined> => {
+    if (fatal !== undefined) return undefined
+    outcome.upstreamCalls++
+    try {
+      const answer = await incode.call(endpoint, caller, { images: chunk }, partCtx, {
+        zeroPath: options.zeroPath === true,
+      })
+      let entries: ScannedEntry[]
+      try {
+        entries = scanFlatJsonObject(answer.body)
+      } catch (err) {
+        throw new UpstreamBadResponseError(
+          'Incode sent an answer that is not a JSON object',
+          'UPSTREAM_BAD_RESPONSE',
+          {
+            cause: err,
+          },
+        )
+      }
+      const requested = new Set<string>(chunk)
+      for (const entry of entries) {
+        if (entry.kind === 'string' && requested.has(entry.key))
+          estimator.observe(entry.key as ImageType, entry.raw.length)
+      }
+      await options.onAnswer(chunk, entries, answer.body)
+      outcome.answered++
+      return undefined
+    } catch (err) {
+      if (fatal !== undefined) return undefined
+      const tooLarge = err instanceof UpstreamStatusError && err.upstreamStatus === 502
+      if (tooLarge && chunk.length > 1) {
+        outcome.bisections++
+        return bisect(chunk, estimate)
+      }
+      if (tooLarge) {
+        // Remember that this type is huge, so later plans give it a call of its own.
+        estimator.observe(chunk[0] as ImageType, options.budgetBytes)
+      }
+      const appErr = toAppError(err)
+      if (
+        options.failFast ||
+        (isRequestLevel(err) && outcome.answered === 0) ||
+        err instanceof ClientClosedError
+      ) {
+        fatal = appErr
+        abort.abort()
+        return undefined
+      }
+      fail(
+        chunk,
+        appErr,
+        tooLarge
+          ? {
+              status: 502,
+              code: 'IMAGE_TOO_LARGE',
+              message: "This image alone exceeds Incode's 10 MB answer cap",
+            }
+          : undefined,
+      )
+      return undefined
+    }
+  }
+
+  const run = async (chunk: readonly ImageType[]): Promise<void> => {
+    const halves = await limit(() => attempt(chunk))
+    if (halves) await Promise.all(halves.map(run))
+  }
+
+  await Promise.all(chunks.map(run))
+  if (fatal !== undefined) throw fatal
+  return outcome
+}

@@ -1,0 +1,51 @@
+import type { Writable } from 'node:stream'
+import type { FastifyInstance } from 'fastify'
+import type { Test } from 'tap'
+import { buildApp, type BuildOptions } from '../../src/app.js'
+import { loadConfig, type Config } from '../../src/config.js'
+import { startSimulator, type Simulator, type SimulatorOptions } from '../../src/simulator/index.js'
+
+export interface Harness {
+  app: FastifyInstance
+  simulator: Simulator
+  config: Config
+  /** Base URL of the app listening on loopback (for tests that need real sockets). */
+  url: string
+}
+
+/**
+ * Starts a simulator on 127.0.0.1:0 and builds the app exactly as server.ts does, pointed at it.
+ * Both are closed when the test ends.
+ */
+export async function build(
+  t: Test,
+  options: {
+    env?: Record<string, string>
+    simulator?: SimulatorOptions
+    admin?: boolean
+    logStream?: Writable
+    now?: () => number
+    listen?: boolean
+  } = {},
+): Promise<Harness> {
+  const simulator = await startSimulator({ port: 0, ...options.simulator })
+  t.teardown(() => simulator.close())
+  const config = loadConfig({
+    INCODE_BASE_URL: simulator.url,
+    INCODE_API_KEY: simulator.apiKey,
+    LOG_LEVEL: 'silent',
+    ...(options.admin === false
+      ? {}
+      : { INCODE_ADMIN_EMAIL: simulator.adminEmail, INCODE_ADMIN_PASSWORD: simulator.adminPassword }),
+    ...options.env,
+  })
+  const buildOptions: BuildOptions = {}
+  if (options.logStream) buildOptions.logStream = options.logStream
+  if (options.now) buildOptions.overrides = { now: options.now }
+  const app = await buildApp(config, buildOptions)
+  t.teardown(() => app.close())
+  let url = ''
+  if (options.listen) url = await app.listen({ host: '127.0.0.1', port: 0 })
+  else await app.ready()
+  return { app, simulator, config, url }
+}
