@@ -49,3 +49,11 @@ export async function build(
   else await app.ready()
   return { app, simulator, config, url }
 }
+
+/**
+ * Headers a partner service sends with /v1 interview-ID requests. Every route test uses this, so
+ * caller authentication can be added in one place.
+ */
+export function partnerHeaders(): Record<string, string> {
+  return { 'content-type': 'application/json' }
+}
