@@ -109,6 +109,65 @@ export const ConfigSchema = Type.Object({
     default: 65_536,
     description: 'Largest request body accepted (bytes).',
   }),
+
+  // ---- who may call ----
+  API_KEYS: Type.String({
+    default: '[]',
+    description:
+      'Partner API keys, as JSON: [{"name","scopes":["images:read","links:read","cache:write","metrics:read","incode:proxy"],"sha256":"<hex of the key>"}]. Keys themselves are never configured, only their SHA-256.',
+  }),
+  DROPIN_KEY_REQUIRED: Type.Boolean({
+    default: false,
+    description:
+      "Drop-in Incode paths also require a partner key with scope incode:proxy in the caller's x-api-key.",
+  }),
+  DOCS_PUBLIC: Type.Boolean({ default: true, description: 'Serve /docs without a key.' }),
+  METRICS_PUBLIC: Type.Boolean({
+    default: false,
+    description: 'Serve /metrics without a key (else scope metrics:read).',
+  }),
+  CORS_ORIGINS: Type.String({
+    default: '',
+    description: 'Comma-separated origins of the frontends allowed by CORS; empty allows none.',
+  }),
+
+  // ---- limits ----
+  RATE_LIMIT_MAX: Type.Integer({ minimum: 1, default: 600, description: 'Requests per caller per window.' }),
+  RATE_LIMIT_WINDOW_MS: Ms(60_000, 'Rate-limit window.'),
+  UPSTREAM_MAX_CONCURRENT: Type.Integer({
+    minimum: 1,
+    default: 64,
+    description: 'Upstream calls in flight at once, service-wide (bulkhead).',
+  }),
+  UPSTREAM_MAX_QUEUE: Type.Integer({
+    minimum: 0,
+    default: 256,
+    description: 'Upstream calls waiting for the bulkhead; beyond it requests are shed with 503.',
+  }),
+  UPSTREAM_RATE_PER_SEC: Type.Integer({
+    minimum: 0,
+    default: 0,
+    description: 'Upstream calls per second at most, service-wide (0: no budget).',
+  }),
+  SHED_EVENT_LOOP_DELAY_MS: Ms(1_000, 'Shed load with 503 when the event loop lags more than this.'),
+
+  // ---- resilience ----
+  RETRY_MAX: Type.Integer({ minimum: 0, default: 2, description: 'Retries of one upstream call at most.' }),
+  RETRY_BASE_MS: Ms(100, 'First retry delay (doubled each time, with full jitter).'),
+  RETRY_MAX_DELAY_MS: Ms(2_000, 'Longest retry delay.'),
+  RETRY_BUDGET_RATIO: Type.Number({
+    minimum: 0,
+    maximum: 1,
+    default: 0.2,
+    description: 'Retries allowed as a fraction of recent upstream calls, so that retries cannot snowball.',
+  }),
+  BREAKER_FAILURE_THRESHOLD: Type.Integer({
+    minimum: 1,
+    default: 5,
+    description: 'Consecutive upstream failures that open the circuit breaker.',
+  }),
+  BREAKER_RESET_MS: Ms(10_000, 'How long the breaker stays open before a half-open probe.'),
+  SHUTDOWN_GRACE_MS: Ms(30_000, 'On SIGTERM, in-flight requests get this long to finish.'),
 })
 
 export type Config = Static<typeof ConfigSchema>

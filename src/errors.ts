@@ -4,14 +4,44 @@
  * error body on the drop-in paths. 5xx details are logged, never sent.
  */
 export class AppError extends Error {
+  /** Sent as Retry-After (seconds) when set. */
+  retryAfterSeconds: number | undefined
+
   constructor(
     readonly statusCode: number,
     readonly code: string,
     message: string,
-    options?: { cause?: unknown },
+    options?: { cause?: unknown; retryAfterSeconds?: number },
   ) {
     super(message, options)
     this.name = new.target.name
+    this.retryAfterSeconds = options?.retryAfterSeconds
+  }
+}
+
+export class ForbiddenError extends AppError {
+  constructor(message: string, code = 'FORBIDDEN') {
+    super(403, code, message)
+  }
+}
+
+/** Load shed to protect the service or Incode: the bulkhead queue is full, or the event loop lags. */
+export class OverloadedError extends AppError {
+  constructor(
+    message = 'The service is overloaded, retry later',
+    retryAfterSeconds = 1,
+    code = 'OVERLOADED',
+  ) {
+    super(503, code, message, { retryAfterSeconds })
+  }
+}
+
+/** The circuit breaker on Incode is open: fail fast instead of queueing on a failing upstream. */
+export class CircuitOpenError extends AppError {
+  constructor(retryAfterSeconds: number) {
+    super(503, 'UPSTREAM_CIRCUIT_OPEN', 'Incode is failing; requests are refused until it recovers', {
+      retryAfterSeconds,
+    })
   }
 }
 

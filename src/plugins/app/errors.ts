@@ -85,6 +85,9 @@ export default fp(
           'upstream failure',
         )
       }
+      if (err instanceof AppError && err.retryAfterSeconds !== undefined) {
+        void reply.header('retry-after', String(Math.max(1, Math.ceil(err.retryAfterSeconds))))
+      }
       if (err instanceof AppError && err.statusCode === 499) {
         // The caller is gone: there is nobody to answer.
         request.log.info('caller closed the request')
