@@ -2,8 +2,12 @@ import { randomUUID } from 'node:crypto'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import type { Config } from './config.js'
+import auth from './plugins/app/auth.js'
 import errors from './plugins/app/errors.js'
+import metrics from './plugins/app/metrics.js'
 import services, { type ServiceOverrides } from './plugins/app/services.js'
+import limits from './plugins/external/limits.js'
+import security from './plugins/external/security.js'
 import swagger from './plugins/external/swagger.js'
 import dropInRoutes from './routes/dropIn.js'
 import healthRoutes from './routes/health.js'
@@ -61,8 +65,12 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   })
 
   await app.register(errors)
-  await app.register(swagger)
   await app.register(services, { config, ...(options.overrides ? { overrides: options.overrides } : {}) })
+  await app.register(metrics)
+  await app.register(auth)
+  await app.register(security)
+  await app.register(limits)
+  await app.register(swagger)
 
   await app.register(healthRoutes)
   await app.register(v1Routes, { prefix: '/v1' })

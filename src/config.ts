@@ -1,5 +1,6 @@
 import { Type, type Static } from '@sinclair/typebox'
 import envSchema from 'env-schema'
+import { parseApiKeys } from './auth/apiKeys.js'
 
 /**
  * Every setting the service reads, as one schema. The type is derived from it, validation and
@@ -219,6 +220,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     problems.push('INCODE_ADMIN_EMAIL: is required when INCODE_ADMIN_PASSWORD is set')
   if (config.CHUNK_BUDGET_BYTES >= config.UPSTREAM_MAX_RESPONSE_BYTES)
     problems.push('CHUNK_BUDGET_BYTES: must be below UPSTREAM_MAX_RESPONSE_BYTES')
+  problems.push(...parseApiKeys(config.API_KEYS).problems)
   if (problems.length > 0) throw new ConfigError(problems)
   return config
 }

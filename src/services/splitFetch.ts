@@ -135,16 +135,15 @@ export async function splitFetch(options: SplitFetchOptions): Promise<SplitFetch
         abort.abort()
         return undefined
       }
+      // A type refused alone is reported as such, also as the request's error when nothing else
+      // succeeded (not as the generic UPSTREAM_502 of the refusal).
       fail(
         chunk,
-        appErr,
         tooLarge
-          ? {
-              status: 502,
-              code: 'IMAGE_TOO_LARGE',
-              message: "This image alone exceeds Incode's 10 MB answer cap",
-            }
-          : undefined,
+          ? new AppError(502, 'IMAGE_TOO_LARGE', "This image alone exceeds Incode's 10 MB answer cap", {
+              cause: err,
+            })
+          : appErr,
       )
       return undefined
     }

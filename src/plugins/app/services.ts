@@ -7,6 +7,7 @@ import { AdminTokenProvider } from '../../upstream/adminToken.js'
 import { IncodeClient } from '../../upstream/incode.js'
 import { Transport } from '../../upstream/transport.js'
 import { Readiness } from '../../readiness.js'
+import { Metrics } from '../../metrics.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -17,6 +18,7 @@ declare module 'fastify' {
     linkCache: LinkCache
     sizeEstimator: SizeEstimator
     readiness: Readiness
+    telemetry: Metrics
   }
 }
 
@@ -48,6 +50,7 @@ export default fp(
       }),
     )
     app.decorate('sizeEstimator', new SizeEstimator())
+    app.decorate('telemetry', new Metrics(() => app.linkCache.stats()))
     app.decorate('readiness', new Readiness({ transport, adminTokens }))
     app.addHook('onClose', async () => {
       await transport.close()

@@ -27,6 +27,7 @@ export default fp(
         ],
         components: {
           securitySchemes: {
+            apiKey: { type: 'apiKey', in: 'header', name: 'x-api-key', description: 'Partner API key' },
             sessionToken: { type: 'apiKey', in: 'header', name: 'X-Incode-Session-Token' },
             incodeToken: { type: 'apiKey', in: 'header', name: 'X-Incode-Hardware-Id' },
           },
@@ -37,7 +38,11 @@ export default fp(
           typeof json.$id === 'string' ? json.$id : `def-${i}`,
       },
     })
-    await app.register(swaggerUi, { routePrefix: '/docs', uiConfig: { tryItOutEnabled: true } })
+    await app.register(swaggerUi, {
+      routePrefix: '/docs',
+      uiConfig: { tryItOutEnabled: true },
+      staticCSP: true,
+    })
   },
   { name: 'swagger' },
 )
