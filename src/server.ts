@@ -19,10 +19,12 @@ function readConfig(): Config {
 const config = readConfig()
 const app = await buildApp(config)
 
-closeWithGrace({ delay: config.REQUEST_DEADLINE_MS + 5_000 }, async ({ signal, err }) => {
+closeWithGrace({ delay: config.SHUTDOWN_GRACE_MS }, async ({ signal, err }) => {
   if (err) app.log.error({ err }, 'closing after an error')
   else app.log.info({ signal }, 'closing')
   await app.close()
 })
 
 await app.listen({ host: config.HOST, port: config.PORT })
+// Tells a parent process (tests, benchmarks) where the service listens.
+if (process.send) process.send({ listening: app.server.address() })

@@ -2,8 +2,19 @@ import type { Writable } from 'node:stream'
 import type { FastifyInstance } from 'fastify'
 import type { Test } from 'tap'
 import { buildApp, type BuildOptions } from '../../src/app.js'
+import { sha256Hex } from '../../src/auth/apiKeys.js'
 import { loadConfig, type Config } from '../../src/config.js'
 import { startSimulator, type Simulator, type SimulatorOptions } from '../../src/simulator/index.js'
+
+/** A partner key with every scope, configured (as its hash) in every app the harness builds. */
+export const PARTNER_KEY = 'test-partner-key-0123456789'
+export const TEST_API_KEYS = JSON.stringify([
+  {
+    name: 'test-partner',
+    scopes: ['images:read', 'links:read', 'cache:write', 'metrics:read', 'docs:read', 'incode:proxy'],
+    sha256: sha256Hex(PARTNER_KEY),
+  },
+])
 
 export interface Harness {
   app: FastifyInstance
@@ -34,6 +45,7 @@ export async function build(
     INCODE_BASE_URL: simulator.url,
     INCODE_API_KEY: simulator.apiKey,
     LOG_LEVEL: 'silent',
+    API_KEYS: TEST_API_KEYS,
     ...(options.admin === false
       ? {}
       : { INCODE_ADMIN_EMAIL: simulator.adminEmail, INCODE_ADMIN_PASSWORD: simulator.adminPassword }),
@@ -55,5 +67,5 @@ export async function build(
  * caller authentication can be added in one place.
  */
 export function partnerHeaders(): Record<string, string> {
-  return { 'content-type': 'application/json' }
+  return { 'content-type': 'application/json', 'x-api-key': PARTNER_KEY }
 }
