@@ -6,6 +6,7 @@ import {
   UpstreamStatusError,
   UpstreamTimeoutError,
 } from '../errors.js'
+import type { Metrics } from '../metrics.js'
 import type { Transport } from './transport.js'
 
 /** How long a token lives when it does not say (Incode documents 24 h for the executive token). */
@@ -54,14 +55,16 @@ export class AdminTokenProvider {
   readonly #config: Config
   readonly #transport: Transport
   readonly #now: () => number
+  readonly #metrics: Metrics | undefined
   #cached: CachedToken | undefined
   #inflight: Promise<string> | undefined
   #logins = 0
 
-  constructor(deps: { config: Config; transport: Transport; now?: () => number }) {
+  constructor(deps: { config: Config; transport: Transport; now?: () => number; metrics?: Metrics }) {
     this.#config = deps.config
     this.#transport = deps.transport
     this.#now = deps.now ?? Date.now
+    this.#metrics = deps.metrics
   }
 
   /** How many log-ins were attempted (for tests and metrics). */
@@ -119,7 +122,10 @@ export class AdminTokenProvider {
       throw new AppError(500, 'ADMIN_CREDENTIALS_MISSING', 'No Incode admin credentials are configured')
     }
     this.#logins++
+    this.#metrics?.adminTokenRefreshes.inc()
+    // Through the transport's policy like every call: an open breaker refuses log-ins too.
     const answer = await this.#transport.request({
+      endpoint: 'adminLogin',
       method: 'POST',
       path: config.INCODE_PATH_ADMIN_LOGIN,
       headers: {

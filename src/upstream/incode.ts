@@ -1,6 +1,7 @@
 import type { Config } from '../config.js'
 import { AppError, BadRequestError, UpstreamStatusError } from '../errors.js'
 import { parseUpstreamBody, type AdminTokenProvider } from './adminToken.js'
+import type { BreakerState } from './policy.js'
 import type { RawAnswer, Transport } from './transport.js'
 
 export type IncodeEndpoint = 'images' | 'imageLinks' | 'secondIdImages' | 'concatenatedImages'
@@ -16,6 +17,8 @@ export interface CallContext {
   signal?: AbortSignal
   /** Epoch ms (Date.now() clock): the incoming request's total deadline. */
   deadlineAt: number
+  /** The incoming request's id, sent upstream as x-request-id. */
+  requestId?: string
 }
 
 export interface CallOptions {
@@ -43,9 +46,20 @@ export class IncodeClient {
     this.#adminTokens = deps.adminTokens
   }
 
-  /** Upstream requests sent to the image endpoints, retries included (log-ins are not counted). */
+  /**
+   * Upstream calls to the image endpoints, the re-send after an admin 401 included; the transport's
+   * own retries (503, 504, connection failures) and log-ins are not counted.
+   */
   get callCount(): number {
     return this.#callCount
+  }
+
+  /**
+   * The upstream circuit breaker's state. While 'open', calls fail fast with CircuitOpenError
+   * (503, Retry-After: the time left); 'half-open' means the next call goes through as the probe.
+   */
+  breakerState(): BreakerState {
+    return this.#transport.breakerState()
   }
 
   pathOf(endpoint: IncodeEndpoint): string {
@@ -139,12 +153,14 @@ export class IncodeClient {
     if (!zeroPath) headers['x-api-key'] = this.#config.INCODE_API_KEY
     this.#callCount++
     return this.#transport.request({
+      endpoint,
       method: 'POST',
       path: zeroPath ? `/0${this.pathOf(endpoint)}` : this.pathOf(endpoint),
       query: { id: interviewId },
       headers,
       body: payload,
       ...(ctx.signal ? { signal: ctx.signal } : {}),
+      ...(ctx.requestId !== undefined ? { requestId: ctx.requestId } : {}),
       deadlineAt: ctx.deadlineAt,
     })
   }

@@ -7,6 +7,11 @@ import {
   UpstreamTimeoutError,
   UpstreamUnavailableError,
 } from '../errors.js'
+import type { Metrics } from '../metrics.js'
+import { errorCodeOf } from './errorCode.js'
+import type { IncodeEndpoint } from './incode.js'
+import { UpstreamPolicy, type BreakerState } from './policy.js'
+import type { CallRetryOptions } from './retry.js'
 
 /** What Incode answered: status, lower-cased single-valued headers and the whole body. */
 export interface RawAnswer {
@@ -15,7 +20,12 @@ export interface RawAnswer {
   body: Buffer
 }
 
+/** What an upstream call is for, as metrics name it. */
+export type UpstreamEndpoint = IncodeEndpoint | 'adminLogin' | 'probe'
+
 export interface TransportCall {
+  /** Metrics label; calls that name none are counted as 'probe' (the readiness probe's). */
+  endpoint?: UpstreamEndpoint
   method: 'GET' | 'POST'
   path: string
   query?: Record<string, string | undefined>
@@ -25,6 +35,16 @@ export interface TransportCall {
   signal?: AbortSignal
   /** Epoch ms (Date.now() clock): the incoming request's total deadline. */
   deadlineAt: number
+  /** The incoming request's id, sent upstream as x-request-id. */
+  requestId?: string
+}
+
+export interface TransportOptions {
+  /** Used instead of a Pool of our own, and left open by close(); the policy is composed on it. */
+  dispatcher?: Dispatcher
+  metrics?: Metrics
+  /** Source of retry jitter, 0 ≤ x < 1 (tests pin it). */
+  random?: () => number
 }
 
 const TIMEOUT_CODES = new Set([
@@ -48,20 +68,6 @@ const UNAVAILABLE_CODES = new Set([
   'UND_ERR_DESTROYED',
 ])
 
-/** The error code of a network error, looking through AggregateError (happy eyeballs) and `cause`. */
-function codeOf(err: unknown, depth = 0): string | undefined {
-  if (typeof err !== 'object' || err === null || depth > 3) return undefined
-  const code = (err as { code?: unknown }).code
-  if (typeof code === 'string' && code !== '') return code
-  if (err instanceof AggregateError) {
-    for (const inner of err.errors) {
-      const innerCode = codeOf(inner, depth + 1)
-      if (innerCode !== undefined) return innerCode
-    }
-  }
-  return codeOf((err as { cause?: unknown }).cause, depth + 1)
-}
-
 /**
  * The one place where undici and network errors become typed errors. Typed errors pass through
  * unchanged; every other error is kept as `cause`. `phase` says whether the response headers had
@@ -70,7 +76,7 @@ function codeOf(err: unknown, depth = 0): string | undefined {
  */
 export function toUpstreamError(err: unknown, phase: 'before-headers' | 'body'): AppError {
   if (err instanceof AppError) return err
-  const code = codeOf(err)
+  const code = errorCodeOf(err)
   const options = { cause: err }
   if (code !== undefined && TIMEOUT_CODES.has(code)) {
     return new UpstreamTimeoutError(`Incode did not answer in time (${code})`, options)
@@ -116,40 +122,64 @@ type AbortCause = 'client-closed' | 'deadline'
 /**
  * HTTP to Incode over one undici dispatcher, created once (a Pool for the INCODE_BASE_URL origin)
  * or injected. Every request carries its own timeouts and is cancelled when the caller goes away
- * or the incoming request's deadline passes; answers are size-guarded and read in full.
+ * or the incoming request's deadline passes; answers are size-guarded and read in full. Every
+ * request runs under the upstream policy (breaker, bulkhead, rate budget: policy.ts), and the
+ * dispatcher is composed with its retry interceptor.
  */
 export class Transport {
   readonly #dispatcher: Dispatcher
-  readonly #ownsDispatcher: boolean
+  /** The Pool this transport created; an injected dispatcher is not ours to close. */
+  readonly #ownPool: Pool | undefined
+  readonly #policy: UpstreamPolicy
   readonly #origin: string
   readonly #basePath: string
   readonly #headersTimeout: number
   readonly #bodyTimeout: number
   readonly #maxBytes: number
 
-  constructor(config: Config, options?: { dispatcher?: Dispatcher }) {
+  constructor(config: Config, options?: TransportOptions) {
     const base = new URL(config.INCODE_BASE_URL)
     this.#origin = base.origin
     this.#basePath = base.pathname.replace(/\/+$/, '')
     this.#headersTimeout = config.UPSTREAM_HEADERS_TIMEOUT_MS
     this.#bodyTimeout = config.UPSTREAM_BODY_TIMEOUT_MS
     this.#maxBytes = config.UPSTREAM_MAX_RESPONSE_BYTES
+    this.#policy = new UpstreamPolicy(config, {
+      metrics: options?.metrics,
+      ...(options?.random ? { random: options.random } : {}),
+    })
+    let dispatcher: Dispatcher
     if (options?.dispatcher) {
-      this.#dispatcher = options.dispatcher
-      this.#ownsDispatcher = false
+      dispatcher = options.dispatcher
+      this.#ownPool = undefined
     } else {
-      this.#dispatcher = new Pool(this.#origin, {
+      const pool = new Pool(this.#origin, {
         connections: config.UPSTREAM_CONNECTIONS,
         keepAliveTimeout: config.UPSTREAM_KEEP_ALIVE_MS,
         connect: { timeout: config.UPSTREAM_CONNECT_TIMEOUT_MS },
         headersTimeout: config.UPSTREAM_HEADERS_TIMEOUT_MS,
         bodyTimeout: config.UPSTREAM_BODY_TIMEOUT_MS,
       })
-      this.#ownsDispatcher = true
+      dispatcher = pool
+      this.#ownPool = pool
     }
+    this.#dispatcher = dispatcher.compose(this.#policy.interceptors())
   }
 
-  async request(call: TransportCall): Promise<RawAnswer> {
+  /** The upstream circuit breaker's state (see UpstreamPolicy.breakerState). */
+  breakerState(): BreakerState {
+    return this.#policy.breakerState()
+  }
+
+  /**
+   * One logical call to Incode, under the policy: may fail fast (CircuitOpenError,
+   * OverloadedError), is retried where safe, and returns whatever status Incode answered last.
+   */
+  request(call: TransportCall): Promise<RawAnswer> {
+    return this.#policy.run(call, () => this.#send(call))
+  }
+
+  async #send(call: TransportCall): Promise<RawAnswer> {
     if (call.signal?.aborted) throw new ClientClosedError()
     const remaining = call.deadlineAt - Date.now()
     if (remaining <= 0) throw new UpstreamTimeoutError('The request deadline passed before calling Incode')
@@ -176,16 +206,20 @@ export class Transport {
     try {
       let response: Dispatcher.ResponseData
       try {
-        response = await this.#dispatcher.request({
+        const options: Dispatcher.RequestOptions & { retryOptions: CallRetryOptions } = {
           origin: this.#origin,
           method: call.method,
           path: this.#pathWithQuery(call),
-          headers: call.headers,
+          headers:
+            call.requestId === undefined ? call.headers : { ...call.headers, 'x-request-id': call.requestId },
           body: call.body,
           signal: controller.signal,
           headersTimeout: this.#headersTimeout,
           bodyTimeout: this.#bodyTimeout,
-        })
+          // Read by the retry interceptor: this call's signal and deadline bound its retries.
+          retryOptions: this.#policy.retryOptions({ signal: controller.signal, deadlineAt: call.deadlineAt }),
+        }
+        response = await this.#dispatcher.request(options)
       } catch (err) {
         throw fail(err, 'before-headers')
       }
@@ -227,7 +261,7 @@ export class Transport {
 
   /** Closes the dispatcher this transport created; an injected one belongs to whoever injected it. */
   async close(): Promise<void> {
-    if (this.#ownsDispatcher) await this.#dispatcher.close()
+    if (this.#ownPool) await this.#ownPool.close()
   }
 
   #pathWithQuery(call: TransportCall): string {

@@ -46,6 +46,8 @@ export async function build(
     INCODE_API_KEY: simulator.apiKey,
     LOG_LEVEL: 'silent',
     API_KEYS: TEST_API_KEYS,
+    // Many apps share a loaded test machine: event-loop shedding is tested on its own.
+    SHED_EVENT_LOOP_DELAY_MS: '60000',
     ...(options.admin === false
       ? {}
       : { INCODE_ADMIN_EMAIL: simulator.adminEmail, INCODE_ADMIN_PASSWORD: simulator.adminPassword }),

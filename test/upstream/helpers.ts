@@ -3,6 +3,11 @@ import type { AddressInfo, Socket } from 'node:net'
 import type { Test } from 'tap'
 import { loadConfig, type Config } from '../../src/config.js'
 
+/** What prom-client's `metric.get()` resolves to, as far as these tests read it. */
+interface MetricReading {
+  values: { value: number; labels: Partial<Record<string, string | number>>; metricName?: string }[]
+}
+
 export interface TestServer {
   url: string
   port: number
@@ -13,10 +18,11 @@ export interface TestServer {
   requests: IncomingMessage[]
 }
 
-/** A tiny upstream on 127.0.0.1, closed (with all its connections) when the test ends. */
+/** A tiny upstream on 127.0.0.1 (`port` 0: any free one), closed with its connections when the test ends. */
 export async function startServer(
   t: Test,
   handler: (req: IncomingMessage, res: ServerResponse) => void,
+  port = 0,
 ): Promise<TestServer> {
   const server = createServer()
   const requests: IncomingMessage[] = []
@@ -31,14 +37,14 @@ export async function startServer(
     requests.push(req)
     handler(req, res)
   })
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  const { port } = server.address() as AddressInfo
+  await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve))
+  const { port: bound } = server.address() as AddressInfo
   t.teardown(async () => {
     server.closeAllConnections()
     for (const socket of sockets) socket.destroy()
     await new Promise<void>((resolve) => server.close(() => resolve()))
   })
-  return { url: `http://127.0.0.1:${port}`, port, server, connections: () => connections, requests }
+  return { url: `http://127.0.0.1:${bound}`, port: bound, server, connections: () => connections, requests }
 }
 
 /** A port on 127.0.0.1 that nothing listens on (bound, then released). */
@@ -82,4 +88,25 @@ export async function rejectionOf(promise: Promise<unknown>): Promise<Error> {
     throw new Error(`rejected with a non-Error: ${String(err)}`)
   }
   throw new Error('expected a rejection, but the promise resolved')
+}
+
+/**
+ * The value of a counter or gauge for the given labels, summed over any other labels (0 when never
+ * set). For a histogram, pass `sample: 'count'` to read how many observations it has.
+ */
+export async function metricValue(
+  metric: { get(): Promise<MetricReading> | MetricReading },
+  labels: Record<string, string> = {},
+  sample?: 'count',
+): Promise<number> {
+  const { values } = await metric.get()
+  return values
+    .filter((v) => sample === undefined || v.metricName?.endsWith(`_${sample}`))
+    .filter((v) => Object.entries(labels).every(([name, value]) => v.labels[name] === value))
+    .reduce((sum, v) => sum + v.value, 0)
+}
+
+/** Resolves after `ms`. */
+export function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms))
 }

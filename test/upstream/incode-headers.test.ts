@@ -91,6 +91,22 @@ void t.test('zeroPath posts to /0 + path with the token alone, without x-api-key
   t.notOk('x-api-key' in (seen[1]?.headers ?? {}), 'forward(): no x-api-key')
 })
 
+void t.test('the request id reaches Incode as x-request-id', async (t) => {
+  const { upstream, seen } = await recordingUpstream(t)
+  const config = testConfig(upstream.url)
+  const transport = new Transport(config)
+  t.teardown(() => transport.close())
+  const incode = new IncodeClient({ config, transport })
+
+  const caller = { kind: 'token', token: 'caller-token' } as const
+  await incode.call('images', caller, {}, { deadlineAt: inMs(5000), requestId: 'req-123' })
+  await incode.forward('images', caller, {}, { deadlineAt: inMs(5000), requestId: 'req-456' })
+  await incode.call('images', caller, {}, { deadlineAt: inMs(5000) })
+  t.equal(seen[0]?.headers['x-request-id'], 'req-123', 'call() sends it')
+  t.equal(seen[1]?.headers['x-request-id'], 'req-456', 'forward() sends it')
+  t.notOk('x-request-id' in (seen[2]?.headers ?? {}), 'none without a request id')
+})
+
 void t.test('pathOf() follows the INCODE_PATH_* settings', (t) => {
   const config = testConfig('http://127.0.0.1:9', {
     INCODE_PATH_IMAGES: '/a',

@@ -32,9 +32,11 @@ export default fp(
   function servicesPlugin(app: FastifyInstance, opts: { config: Config; overrides?: ServiceOverrides }) {
     const { config } = opts
     const now = opts.overrides?.now
-    const transport = new Transport(config)
+    // The cache-stats callback reads the cache lazily, at scrape time.
+    const metrics = new Metrics(() => app.linkCache.stats())
+    const transport = new Transport(config, { metrics })
     const adminTokens = hasAdminCredentials(config)
-      ? new AdminTokenProvider({ config, transport, ...(now ? { now } : {}) })
+      ? new AdminTokenProvider({ config, transport, metrics, ...(now ? { now } : {}) })
       : undefined
     app.decorate('config', config)
     app.decorate('transport', transport)
@@ -50,7 +52,7 @@ export default fp(
       }),
     )
     app.decorate('sizeEstimator', new SizeEstimator())
-    app.decorate('telemetry', new Metrics(() => app.linkCache.stats()))
+    app.decorate('telemetry', metrics)
     app.decorate('readiness', new Readiness({ transport, adminTokens }))
     app.addHook('onClose', async () => {
       await transport.close()

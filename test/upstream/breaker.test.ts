@@ -1,0 +1,190 @@
+import t, { type Test } from 'tap'
+import {
+  CircuitOpenError,
+  ClientClosedError,
+  UpstreamStatusError,
+  UpstreamUnavailableError,
+} from '../../src/errors.js'
+import { Metrics } from '../../src/metrics.js'
+import { SEEDED_SESSIONS, type SimulatorOptions } from '../../src/simulator/index.js'
+import { AdminTokenProvider } from '../../src/upstream/adminToken.js'
+import { IncodeClient, type Caller } from '../../src/upstream/incode.js'
+import { Transport } from '../../src/upstream/transport.js'
+import { inMs, metricValue, rejectionOf, sleep } from './helpers.js'
+import { simConfig, startSim } from './withSimulator.js'
+
+const small = SEEDED_SESSIONS[1]?.interviewId ?? ''
+const full = SEEDED_SESSIONS[0]?.interviewId ?? ''
+const signature = { images: ['signature'] }
+const ctx = () => ({ deadlineAt: inMs(10_000) })
+const THRESHOLD = 3
+const RESET_MS = 200
+
+async function setup(t: Test, options: { sim?: SimulatorOptions; env?: Record<string, string> } = {}) {
+  const sim = await startSim(t, options.sim)
+  const config = simConfig(sim, {
+    BREAKER_FAILURE_THRESHOLD: String(THRESHOLD),
+    BREAKER_RESET_MS: String(RESET_MS),
+    RETRY_BASE_MS: '5',
+    RETRY_MAX_DELAY_MS: '20',
+    ...options.env,
+  })
+  const metrics = new Metrics()
+  const transport = new Transport(config, { metrics })
+  t.teardown(() => transport.close())
+  const tokens = new AdminTokenProvider({ config, transport, metrics })
+  const incode = new IncodeClient({ config, transport, adminTokens: tokens })
+  const caller: Caller = { kind: 'token', token: sim.sessionToken(small), interviewId: small }
+  return { sim, config, metrics, transport, tokens, incode, caller }
+}
+
+/** Makes `count` calls that fail with Incode's 500. */
+async function fail500(t: Test, incode: IncodeClient, caller: Caller, count: number) {
+  for (let i = 0; i < count; i++) {
+    const err = await rejectionOf(incode.call('images', caller, signature, ctx()))
+    t.match(err, { upstreamStatus: 500 }, `call ${i + 1} fails with Incode's 500`)
+  }
+}
+
+void t.test(
+  'opens after consecutive 500s, fails fast without calling Incode, closes on a good probe',
+  async (t) => {
+    const { sim, metrics, incode, caller } = await setup(t)
+    t.equal(incode.breakerState(), 'closed', 'closed at first')
+    t.equal(await metricValue(metrics.breakerState), 0, 'gauge 0 while closed')
+
+    sim.setFaults({ errorRate: 1, errorStatus: 500 })
+    await fail500(t, incode, caller, THRESHOLD)
+    t.equal(incode.breakerState(), 'open', `open after ${THRESHOLD} failures`)
+    t.equal(await metricValue(metrics.breakerState), 2, 'gauge 2 while open')
+
+    const seen = sim.calls.length
+    const err = await rejectionOf(incode.call('images', caller, signature, ctx()))
+    t.ok(err instanceof CircuitOpenError, 'a CircuitOpenError')
+    t.match(err, { statusCode: 503, code: 'UPSTREAM_CIRCUIT_OPEN' }, '503 UPSTREAM_CIRCUIT_OPEN')
+    t.ok((err as CircuitOpenError).retryAfterSeconds === 1, 'Retry-After: the open time left, rounded up')
+    const forwarded = await rejectionOf(incode.forward('images', { kind: 'token', token: 'x' }, {}, ctx()))
+    t.ok(forwarded instanceof CircuitOpenError, 'forward() is refused too')
+    t.equal(sim.calls.length, seen, 'Incode saw nothing while the circuit was open')
+
+    await sleep(RESET_MS + 50)
+    t.equal(incode.breakerState(), 'half-open', 'half-open once the reset time has passed')
+    sim.setFaults(undefined)
+    const answer = await incode.call('images', caller, signature, ctx())
+    t.equal(answer.status, 200, 'the probe succeeds')
+    t.equal(sim.calls.length, seen + 1, 'the probe reached Incode')
+    t.equal(incode.breakerState(), 'closed', 'closed after the good probe')
+    t.equal(await metricValue(metrics.breakerState), 0, 'gauge back to 0')
+  },
+)
+
+void t.test('Retry-After is the open time left', async (t) => {
+  const { sim, incode, caller } = await setup(t, { env: { BREAKER_RESET_MS: '5000' } })
+  sim.setFaults({ errorRate: 1, errorStatus: 500 })
+  await fail500(t, incode, caller, THRESHOLD)
+  const err = await rejectionOf(incode.call('images', caller, signature, ctx()))
+  const seconds = (err as CircuitOpenError).retryAfterSeconds ?? 0
+  t.ok(seconds >= 4 && seconds <= 5, `about 5 s (${seconds})`)
+})
+
+void t.test('a failed probe opens it again', async (t) => {
+  const { sim, incode, caller } = await setup(t)
+  sim.setFaults({ errorRate: 1, errorStatus: 500 })
+  await fail500(t, incode, caller, THRESHOLD)
+  await sleep(RESET_MS + 50)
+  const seen = sim.calls.length
+  await fail500(t, incode, caller, 1)
+  t.equal(sim.calls.length, seen + 1, 'the probe reached Incode')
+  t.equal(incode.breakerState(), 'open', 'open again after one failed probe')
+  const err = await rejectionOf(incode.call('images', caller, signature, ctx()))
+  t.ok(err instanceof CircuitOpenError, 'and failing fast again')
+})
+
+void t.test('while the probe is out, other calls fail fast', async (t) => {
+  const { sim, incode, caller } = await setup(t)
+  sim.setFaults({ errorRate: 1, errorStatus: 500 })
+  await fail500(t, incode, caller, THRESHOLD)
+  await sleep(RESET_MS + 50)
+  sim.setFaults({ extraLatencyMs: 300 })
+  const probe = incode.call('images', caller, signature, ctx())
+  const other = await rejectionOf(incode.call('images', caller, signature, ctx()))
+  t.ok(other instanceof CircuitOpenError, 'a second call is refused while the probe is out')
+  t.equal(incode.breakerState(), 'half-open', 'half-open meanwhile')
+  t.equal((await probe).status, 200, 'the probe succeeds')
+  t.equal(incode.breakerState(), 'closed', 'and closes the circuit')
+})
+
+void t.test("4xx answers and Incode's 502 (too large) do not open it", async (t) => {
+  const { sim, incode, caller } = await setup(t, { sim: { responseCapBytes: 1000 } })
+  for (let i = 0; i < THRESHOLD + 2; i++) {
+    await rejectionOf(incode.call('images', { kind: 'token', token: 'bad-token' }, signature, ctx()))
+    await rejectionOf(
+      incode.call(
+        'images',
+        { kind: 'token', token: sim.sessionToken(small), interviewId: full },
+        signature,
+        ctx(),
+      ),
+    )
+    await rejectionOf(incode.call('images', caller, { images: ['fullFrameFrontID'] }, ctx()))
+  }
+  const statuses = new Set(sim.callsTo('images').map((c) => c.status))
+  t.same([...statuses].sort(), [401, 403, 502], 'Incode answered 401, 403 and 502')
+  t.equal(incode.breakerState(), 'closed', 'the circuit stays closed')
+})
+
+void t.test('transport failures open it: connection resets, after retries', async (t) => {
+  const { sim, incode, caller } = await setup(t, { env: { RETRY_MAX: '1' } })
+  sim.setFaults({ resetRate: 1 })
+  for (let i = 0; i < THRESHOLD; i++) {
+    const err = await rejectionOf(incode.call('images', caller, signature, ctx()))
+    t.ok(err instanceof UpstreamUnavailableError, `call ${i + 1}: Incode unreachable`)
+  }
+  t.equal(sim.callsTo('images').length, THRESHOLD * 2, 'each call was tried twice (one retry)')
+  t.equal(incode.breakerState(), 'open', 'open after three failed calls')
+})
+
+void t.test('a success in between resets the count of consecutive failures', async (t) => {
+  const { sim, incode, caller } = await setup(t)
+  sim.setFaults({ errorRate: 1, errorStatus: 500 })
+  await fail500(t, incode, caller, THRESHOLD - 1)
+  sim.setFaults(undefined)
+  t.equal((await incode.call('images', caller, signature, ctx())).status, 200, 'one success')
+  sim.setFaults({ errorRate: 1, errorStatus: 500 })
+  await fail500(t, incode, caller, THRESHOLD - 1)
+  t.equal(incode.breakerState(), 'closed', 'still closed')
+})
+
+void t.test('a caller leaving is not a failure', async (t) => {
+  const { sim, incode, caller } = await setup(t)
+  sim.setFaults({ extraLatencyMs: 300 })
+  for (let i = 0; i < THRESHOLD + 1; i++) {
+    const leaving = new AbortController()
+    setTimeout(() => leaving.abort(), 20)
+    const err = await rejectionOf(
+      incode.call('images', caller, signature, { signal: leaving.signal, deadlineAt: inMs(10_000) }),
+    )
+    t.ok(err instanceof ClientClosedError, `call ${i + 1}: the caller left`)
+  }
+  t.equal(incode.breakerState(), 'closed', 'the circuit stays closed')
+})
+
+void t.test('admin log-ins go through the breaker', async (t) => {
+  const { sim, config, metrics, transport, incode, caller } = await setup(t)
+  sim.setFaults({ loginFailure: true })
+  const failing = new AdminTokenProvider({ config, transport, metrics })
+  for (let i = 0; i < THRESHOLD; i++) {
+    const err = await rejectionOf(failing.get(ctx()))
+    t.ok(err instanceof UpstreamStatusError, `log-in ${i + 1} fails (Incode answered 500)`)
+  }
+  t.equal(incode.breakerState(), 'open', 'failed log-ins open the circuit')
+
+  const logins = sim.callsTo('adminLogin').length
+  const err = await rejectionOf(
+    new AdminTokenProvider({ config, transport, metrics }).get({ deadlineAt: inMs(10_000) }),
+  )
+  t.ok(err instanceof CircuitOpenError, 'a log-in while open fails fast')
+  t.equal(sim.callsTo('adminLogin').length, logins, 'without reaching Incode')
+  const imageErr = await rejectionOf(incode.call('images', caller, signature, ctx()))
+  t.ok(imageErr instanceof CircuitOpenError, 'image calls share the same breaker')
+})
