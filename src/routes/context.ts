@@ -1,4 +1,4 @@
-import type { FastifyReply, FastifyRequest } from 'fastify'
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { UnauthorizedError } from '../errors.js'
 import type { Caller, CallContext } from '../upstream/incode.js'
 
@@ -37,4 +37,21 @@ export function sessionCaller(
 /** Headers on every answer that carries images or links: never stored by a shared cache. */
 export function noStore(reply: FastifyReply): FastifyReply {
   return reply.header('cache-control', 'no-store, private')
+}
+
+/**
+ * For the routes of `scope` whose body is optional (concatenated images) or unused (DELETE): no
+ * body, or an empty JSON body, counts as `{}`, as Incode takes it, instead of failing validation
+ * or JSON parsing. Call it on a plugin scope holding only such routes.
+ */
+export function emptyBodyIsEmptyObject(scope: FastifyInstance): void {
+  const parseJson = scope.getDefaultJsonParser('error', 'error')
+  scope.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
+    const text = typeof body === 'string' ? body : body.toString('utf8')
+    if (text.trim() === '') done(null, {})
+    else void parseJson(request, text, done)
+  })
+  scope.addHook('preValidation', async (request) => {
+    request.body ??= {}
+  })
 }

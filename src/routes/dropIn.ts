@@ -10,7 +10,13 @@ import { UnauthorizedError, UpstreamBadResponseError } from '../errors.js'
 import { IncodeErrorRef, ImageTypeSchema } from '../schemas.js'
 import { splitFetch } from '../services/splitFetch.js'
 import type { Caller, IncodeEndpoint } from '../upstream/incode.js'
-import { callContext, INCODE_TOKEN_HEADER, noStore, sessionCaller } from './context.js'
+import {
+  callContext,
+  emptyBodyIsEmptyObject,
+  INCODE_TOKEN_HEADER,
+  noStore,
+  sessionCaller,
+} from './context.js'
 
 const Query = Type.Object({
   id: Type.Optional(
@@ -198,32 +204,36 @@ const dropInRoutes: FastifyPluginAsyncTypebox = async (app) => {
       },
     )
 
-    app.post(
-      `${prefix}${paths.concatenatedImages}`,
-      routeOptions(
-        `All latest images combined in one${note}`,
-        OptionalBody,
-        Type.Object({ image: Type.String() }),
-      ),
-      async (request: FastifyRequest, reply: FastifyReply) => {
-        const caller = tokenCaller(request)
-        const requested = (request.body as DropInBody).images
-        const body = requested ? { images: foldTypes(requested) } : {}
-        const answer = await app.incode.forward(
-          'concatenatedImages',
-          caller,
-          body,
-          callContext(request, reply),
-          {
-            zeroPath: zero,
-          },
-        )
-        return noStore(reply)
-          .code(answer.status)
-          .type(answer.headers['content-type'] ?? 'application/json')
-          .send(answer.body)
-      },
-    )
+    // The body is optional, as on Incode: its own scope reads no body, or an empty one, as {}.
+    await app.register(async (scope) => {
+      emptyBodyIsEmptyObject(scope)
+      scope.post(
+        `${prefix}${paths.concatenatedImages}`,
+        routeOptions(
+          `All latest images combined in one${note}`,
+          OptionalBody,
+          Type.Object({ image: Type.String() }),
+        ),
+        async (request: FastifyRequest, reply: FastifyReply) => {
+          const caller = tokenCaller(request)
+          const requested = (request.body as DropInBody).images
+          const body = requested ? { images: foldTypes(requested) } : {}
+          const answer = await app.incode.forward(
+            'concatenatedImages',
+            caller,
+            body,
+            callContext(request, reply),
+            {
+              zeroPath: zero,
+            },
+          )
+          return noStore(reply)
+            .code(answer.status)
+            .type(answer.headers['content-type'] ?? 'application/json')
+            .send(answer.body)
+        },
+      )
+    })
   }
 }
 

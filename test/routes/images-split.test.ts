@@ -3,13 +3,22 @@ import { IMAGE_TYPES, INCODE_RESPONSE_CAP_BYTES } from '../../src/domain/imageTy
 import { planChunks } from '../../src/domain/planChunks.js'
 import { SizeEstimator } from '../../src/domain/sizeEstimator.js'
 import { SEEDED_INTERVIEW_IDS } from '../../src/simulator/index.js'
-import { build, partnerHeaders } from '../helpers/build.js'
-import { assertMergedImages, latestOf, post, sessionOf } from './fixtures/helpers.js'
+import { partnerHeaders } from '../helpers/build.js'
+import {
+  buildForRoutes,
+  assertMergedImages,
+  latestOf,
+  post,
+  sessionOf,
+  warmSeededSessions,
+} from './fixtures/helpers.js'
+
+warmSeededSessions()
 
 const { full, small } = SEEDED_INTERVIEW_IDS
 
 t.test('the full session (> 10 MB as base64) comes back whole, split over parallel calls', async (t) => {
-  const { app, simulator } = await build(t)
+  const { app, simulator } = await buildForRoutes(t)
   const session = sessionOf(simulator, full)
 
   const base64Total = IMAGE_TYPES.reduce(
@@ -64,7 +73,7 @@ t.test('the full session (> 10 MB as base64) comes back whole, split over parall
 })
 
 t.test('duplicates are folded: one upstream request per type', async (t) => {
-  const { app, simulator } = await build(t)
+  const { app, simulator } = await buildForRoutes(t)
   const res = await post(
     app,
     `/v1/sessions/${small}/images`,
@@ -81,7 +90,7 @@ t.test('duplicates are folded: one upstream request per type', async (t) => {
 })
 
 t.test('a small session: types it lacks are listed in missing', async (t) => {
-  const { app, simulator } = await build(t)
+  const { app, simulator } = await buildForRoutes(t)
   const session = sessionOf(simulator, small)
   const res = await post(app, `/v1/sessions/${small}/images`, { images: IMAGE_TYPES }, partnerHeaders())
   t.equal(res.statusCode, 200, '200')
@@ -97,7 +106,7 @@ t.test('a small session: types it lacks are listed in missing', async (t) => {
 })
 
 t.test('an empty session: every type missing, still a 200 with no-store', async (t) => {
-  const { app } = await build(t)
+  const { app } = await buildForRoutes(t)
   const res = await post(
     app,
     `/v1/sessions/${SEEDED_INTERVIEW_IDS.empty}/images`,

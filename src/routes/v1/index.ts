@@ -1,5 +1,5 @@
 import { Type } from '@sinclair/typebox'
-import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import type { FastifyPluginAsyncTypebox, TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import type { FastifyRequest } from 'fastify'
 import { scopeForToken } from '../../cache/linkCache.js'
 import { scanFlatJsonObject } from '../../domain/flatJson.js'
@@ -8,7 +8,7 @@ import { normaliseLinks, type LinkEntry } from '../../domain/links.js'
 import { foldTypes } from '../../domain/requestedTypes.js'
 import { AppError, UpstreamBadResponseError } from '../../errors.js'
 import type { Caller } from '../../upstream/incode.js'
-import { callContext, noStore, sessionCaller } from '../context.js'
+import { callContext, emptyBodyIsEmptyObject, noStore, sessionCaller } from '../context.js'
 import { serveImages } from './imagesHandler.js'
 import {
   imagesBody,
@@ -93,36 +93,40 @@ const v1Routes: FastifyPluginAsyncTypebox = async (app) => {
       ),
   )
 
-  app.post(
-    '/sessions/:interviewId/images/concatenated',
-    {
-      schema: {
-        tags: ['images'],
-        summary: 'All latest images combined into one JPEG',
-        params: InterviewParams,
-        body: OptionalBody,
-        response: { 200: Type.Ref('ConcatenatedResponse'), ...problemResponses },
+  // The body is optional: its own scope reads no body, or an empty one, as {}.
+  await app.register(async (scope) => {
+    emptyBodyIsEmptyObject(scope)
+    scope.withTypeProvider<TypeBoxTypeProvider>().post(
+      '/sessions/:interviewId/images/concatenated',
+      {
+        schema: {
+          tags: ['images'],
+          summary: 'All latest images combined into one JPEG',
+          params: InterviewParams,
+          body: OptionalBody,
+          response: { 200: Type.Ref('ConcatenatedResponse'), ...problemResponses },
+        },
       },
-    },
-    async (request, reply) => {
-      const caller = adminCaller(request.params.interviewId)
-      const images = request.body.images ? foldTypes(request.body.images) : undefined
-      const answer = await app.incode.call(
-        'concatenatedImages',
-        caller,
-        images ? { images } : {},
-        callContext(request, reply),
-      )
-      const image = scanOrBad(answer.body).find((e) => e.key === 'image')
-      if (image?.kind !== 'string' || image.raw.length === 0) {
-        throw new UpstreamBadResponseError('Incode answered without a concatenated image')
-      }
-      // The answer is passed on as Incode sent it: no decoding of the base64.
-      return noStore(reply)
-        .type('application/json')
-        .send(Buffer.concat([Buffer.from('{"image":"'), image.raw, Buffer.from('"}')]))
-    },
-  )
+      async (request, reply) => {
+        const caller = adminCaller(request.params.interviewId)
+        const images = request.body.images ? foldTypes(request.body.images) : undefined
+        const answer = await app.incode.call(
+          'concatenatedImages',
+          caller,
+          images ? { images } : {},
+          callContext(request, reply),
+        )
+        const image = scanOrBad(answer.body).find((e) => e.key === 'image')
+        if (image?.kind !== 'string' || image.raw.length === 0) {
+          throw new UpstreamBadResponseError('Incode answered without a concatenated image')
+        }
+        // The answer is passed on as Incode sent it: no decoding of the base64.
+        return noStore(reply)
+          .type('application/json')
+          .send(Buffer.concat([Buffer.from('{"image":"'), image.raw, Buffer.from('"}')]))
+      },
+    )
+  })
 
   // ---- links --------------------------------------------------------------------------------
   const serveLinks = async (
@@ -218,18 +222,22 @@ const v1Routes: FastifyPluginAsyncTypebox = async (app) => {
     },
   )
 
-  app.delete(
-    '/sessions/:interviewId/image-links',
-    {
-      schema: {
-        tags: ['links'],
-        summary: 'Drop the cached links of a session (e.g. after a new capture)',
-        params: InterviewParams,
-        response: { 200: InvalidatedResponse, 400: problemResponses[400] },
+  // No body is read; a partner client sending its usual JSON content type with none is fine.
+  await app.register(async (scope) => {
+    emptyBodyIsEmptyObject(scope)
+    scope.withTypeProvider<TypeBoxTypeProvider>().delete(
+      '/sessions/:interviewId/image-links',
+      {
+        schema: {
+          tags: ['links'],
+          summary: 'Drop the cached links of a session (e.g. after a new capture)',
+          params: InterviewParams,
+          response: { 200: InvalidatedResponse, 400: problemResponses[400] },
+        },
       },
-    },
-    (request) => ({ dropped: app.linkCache.invalidate(request.params.interviewId) }),
-  )
+      (request) => ({ dropped: app.linkCache.invalidate(request.params.interviewId) }),
+    )
+  })
 }
 
 function scanOrBad(body: Buffer) {
