@@ -14,7 +14,11 @@ export function callContext(request: FastifyRequest, reply: FastifyReply): CallC
   reply.raw.once('close', () => {
     if (!reply.raw.writableFinished) controller.abort()
   })
-  return { signal: controller.signal, deadlineAt: Date.now() + request.server.config.REQUEST_DEADLINE_MS }
+  return {
+    signal: controller.signal,
+    deadlineAt: Date.now() + request.server.config.REQUEST_DEADLINE_MS,
+    requestId: request.id,
+  }
 }
 
 function headerValue(request: FastifyRequest, name: string): string | undefined {

@@ -3,11 +3,12 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { scopeForToken } from '../cache/linkCache.js'
 import type { ScannedEntry } from '../domain/flatJson.js'
-import { IMAGE_TYPE_INFO, type ImageType } from '../domain/imageTypes.js'
-import { normaliseLinks, toIncodeLinksShape, type LinkEntry } from '../domain/links.js'
+import type { ImageType } from '../domain/imageTypes.js'
+import { toIncodeLinksShape } from '../domain/links.js'
 import { foldTypes } from '../domain/requestedTypes.js'
-import { UnauthorizedError, UpstreamBadResponseError } from '../errors.js'
+import { UnauthorizedError } from '../errors.js'
 import { IncodeErrorRef, ImageTypeSchema } from '../schemas.js'
+import { lookupLinks } from '../services/linkLookup.js'
 import { splitFetch } from '../services/splitFetch.js'
 import type { Caller, IncodeEndpoint } from '../upstream/incode.js'
 import {
@@ -112,6 +113,7 @@ const dropInRoutes: FastifyPluginAsyncTypebox = async (app) => {
         const outcome = await splitFetch({
           incode: app.incode,
           estimator: app.sizeEstimator,
+          telemetry: app.telemetry,
           budgetBytes: config.CHUNK_BUDGET_BYTES,
           concurrency: config.FANOUT_CONCURRENCY,
           endpoint,
@@ -166,40 +168,14 @@ const dropInRoutes: FastifyPluginAsyncTypebox = async (app) => {
       routeOptions(`Fetch image links with previous attempts${note}`, Body, IncodeLinks),
       async (request: FastifyRequest, reply: FastifyReply) => {
         const caller = tokenCaller(request)
-        const types = foldTypes((request.body as DropInBody).images ?? []).filter(
-          (t) => IMAGE_TYPE_INFO[t].linkable,
-        )
-        const deadlineAt = Date.now() + config.REQUEST_DEADLINE_MS
-        const resolved =
-          types.length === 0
-            ? { entries: new Map<ImageType, LinkEntry>(), status: 'HIT' }
-            : await app.linkCache.resolve(
-                scopeForToken(caller.token),
-                caller.interviewId ?? '',
-                types,
-                async (toLoad) => {
-                  const answer = await app.incode.call(
-                    'imageLinks',
-                    caller,
-                    { images: toLoad },
-                    { deadlineAt },
-                    { zeroPath: zero },
-                  )
-                  let json: unknown
-                  try {
-                    json = JSON.parse(answer.body.toString('utf8'))
-                    return normaliseLinks(json, toLoad, Date.now())
-                  } catch (err) {
-                    throw new UpstreamBadResponseError(
-                      'Incode sent links that could not be read',
-                      'UPSTREAM_BAD_RESPONSE',
-                      {
-                        cause: err,
-                      },
-                    )
-                  }
-                },
-              )
+        const resolved = await lookupLinks(app.linkDeps, {
+          caller,
+          scope: scopeForToken(caller.token),
+          interviewId: caller.interviewId ?? '',
+          types: (request.body as DropInBody).images ?? [],
+          requestId: request.id,
+          zeroPath: zero,
+        })
         return noStore(reply).header('x-cache', resolved.status).send(toIncodeLinksShape(resolved.entries))
       },
     )

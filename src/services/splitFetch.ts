@@ -4,6 +4,7 @@ import type { ImageType } from '../domain/imageTypes.js'
 import { bisect, planChunks } from '../domain/planChunks.js'
 import type { SizeEstimator } from '../domain/sizeEstimator.js'
 import { AppError, ClientClosedError, UpstreamBadResponseError, UpstreamStatusError } from '../errors.js'
+import type { Metrics } from '../metrics.js'
 import type { Caller, CallContext, IncodeClient } from '../upstream/incode.js'
 
 export interface TypeFailure {
@@ -23,6 +24,8 @@ export interface SplitFetchOptions {
   ctx: CallContext
   /** Drop-in paths answer as Incode would: the first failure of any part fails the whole request. */
   failFast: boolean
+  /** Where calls per request, splits and bisections are counted. */
+  telemetry?: Metrics
   /** Call Incode's `/0` form (session token alone), as a drop-in `/0` request did. */
   zeroPath?: boolean
   /** Called once per successful upstream answer, as answers complete; awaited (backpressure). */
@@ -155,6 +158,12 @@ export async function splitFetch(options: SplitFetchOptions): Promise<SplitFetch
   }
 
   await Promise.all(chunks.map(run))
+  const { telemetry } = options
+  if (telemetry) {
+    telemetry.callsPerRequest.observe(outcome.upstreamCalls)
+    if (chunks.length > 1) telemetry.splits.inc()
+    if (outcome.bisections > 0) telemetry.bisections.inc(outcome.bisections)
+  }
   if (fatal !== undefined) throw fatal
   return outcome
 }

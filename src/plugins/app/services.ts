@@ -8,6 +8,7 @@ import { IncodeClient } from '../../upstream/incode.js'
 import { Transport } from '../../upstream/transport.js'
 import { Readiness } from '../../readiness.js'
 import { Metrics } from '../../metrics.js'
+import type { LinkLookupDeps } from '../../services/linkLookup.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -19,6 +20,9 @@ declare module 'fastify' {
     sizeEstimator: SizeEstimator
     readiness: Readiness
     telemetry: Metrics
+    /** The service's clock (tests inject a fake one). */
+    now: () => number
+    linkDeps: LinkLookupDeps
   }
 }
 
@@ -53,6 +57,14 @@ export default fp(
     )
     app.decorate('sizeEstimator', new SizeEstimator())
     app.decorate('telemetry', metrics)
+    app.decorate('now', now ?? Date.now)
+    app.decorate('linkDeps', {
+      incode: app.incode,
+      linkCache: app.linkCache,
+      telemetry: metrics,
+      now: app.now,
+      deadlineMs: config.REQUEST_DEADLINE_MS,
+    })
     app.decorate('readiness', new Readiness({ transport, adminTokens }))
     app.addHook('onClose', async () => {
       await transport.close()

@@ -44,6 +44,7 @@ export async function serveImages(
     outcome = await splitFetch({
       incode: app.incode,
       estimator: app.sizeEstimator,
+      telemetry: app.telemetry,
       budgetBytes: app.config.CHUNK_BUDGET_BYTES,
       concurrency: app.config.FANOUT_CONCURRENCY,
       endpoint,

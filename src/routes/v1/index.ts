@@ -3,11 +3,11 @@ import type { FastifyPluginAsyncTypebox, TypeBoxTypeProvider } from '@fastify/ty
 import type { FastifyRequest } from 'fastify'
 import { scopeForToken } from '../../cache/linkCache.js'
 import { scanFlatJsonObject } from '../../domain/flatJson.js'
-import { IMAGE_TYPE_INFO, IMAGE_TYPES, type ImageType } from '../../domain/imageTypes.js'
-import { normaliseLinks, type LinkEntry } from '../../domain/links.js'
+import type { ImageType } from '../../domain/imageTypes.js'
 import { foldTypes } from '../../domain/requestedTypes.js'
 import { AppError, UpstreamBadResponseError } from '../../errors.js'
 import type { Caller } from '../../upstream/incode.js'
+import { lookupLinks } from '../../services/linkLookup.js'
 import { callContext, emptyBodyIsEmptyObject, noStore, sessionCaller } from '../context.js'
 import { serveImages } from './imagesHandler.js'
 import {
@@ -18,9 +18,6 @@ import {
   SessionTokenHeaders,
   v1Schemas,
 } from './schemas.js'
-
-const typeOrder = new Map(IMAGE_TYPES.map((t, i) => [t, i]))
-const byTypeOrder = (a: ImageType, b: ImageType) => (typeOrder.get(a) ?? 0) - (typeOrder.get(b) ?? 0)
 
 /** The /v1 routes: partner services by interview ID (admin token), frontends by session token. */
 const v1Routes: FastifyPluginAsyncTypebox = async (app) => {
@@ -45,10 +42,12 @@ const v1Routes: FastifyPluginAsyncTypebox = async (app) => {
   app.post(
     '/sessions/:interviewId/images',
     {
+      config: { scope: 'images:read' },
       schema: {
         tags: ['images'],
         summary: 'Latest images of a session as base64, split under the 10 MB cap and merged',
         params: InterviewParams,
+        security: [{ apiKey: [] }],
         body: Body,
         response: { 200: ImagesRef, ...problemResponses },
       },
@@ -75,10 +74,12 @@ const v1Routes: FastifyPluginAsyncTypebox = async (app) => {
   app.post(
     '/sessions/:interviewId/second-id/images',
     {
+      config: { scope: 'images:read' },
       schema: {
         tags: ['images'],
         summary: "The second ID document's images as base64",
         params: InterviewParams,
+        security: [{ apiKey: [] }],
         body: Body,
         response: { 200: ImagesRef, ...problemResponses },
       },
@@ -99,10 +100,12 @@ const v1Routes: FastifyPluginAsyncTypebox = async (app) => {
     scope.withTypeProvider<TypeBoxTypeProvider>().post(
       '/sessions/:interviewId/images/concatenated',
       {
+        config: { scope: 'images:read' },
         schema: {
           tags: ['images'],
           summary: 'All latest images combined into one JPEG',
           params: InterviewParams,
+          security: [{ apiKey: [] }],
           body: OptionalBody,
           response: { 200: Type.Ref('ConcatenatedResponse'), ...problemResponses },
         },
@@ -136,55 +139,28 @@ const v1Routes: FastifyPluginAsyncTypebox = async (app) => {
     interviewId: string,
     requested: readonly ImageType[],
   ) => {
-    const types = foldTypes(requested)
-    // Incode does not link cropped images: they are missing without asking.
-    const linkable = types.filter((t) => IMAGE_TYPE_INFO[t].linkable)
-    const unlinkable = types.filter((t) => !IMAGE_TYPE_INFO[t].linkable)
-    const deadlineAt = Date.now() + app.config.REQUEST_DEADLINE_MS
-    const resolved =
-      linkable.length === 0
-        ? { entries: new Map<ImageType, LinkEntry>(), missing: [], status: 'HIT' as const }
-        : await app.linkCache.resolve(scope, interviewId, linkable, async (toLoad) => {
-            // A load may serve several coalesced callers, so one caller leaving does not cancel it;
-            // the deadline still bounds it.
-            const answer = await app.incode.call('imageLinks', caller, { images: toLoad }, { deadlineAt })
-            let json: unknown
-            try {
-              json = JSON.parse(answer.body.toString('utf8'))
-            } catch (err) {
-              throw new UpstreamBadResponseError(
-                'Incode sent links that are not JSON',
-                'UPSTREAM_BAD_RESPONSE',
-                { cause: err },
-              )
-            }
-            try {
-              return normaliseLinks(json, toLoad, Date.now())
-            } catch (err) {
-              throw new UpstreamBadResponseError(
-                'Incode sent links of an unexpected shape',
-                'UPSTREAM_BAD_RESPONSE',
-                { cause: err },
-              )
-            }
-          })
-    request.log.debug({ cache: resolved.status }, 'links resolved')
+    const result = await lookupLinks(app.linkDeps, {
+      caller,
+      scope,
+      interviewId,
+      types: requested,
+      requestId: request.id,
+    })
     return {
-      status: resolved.status,
-      body: {
-        images: Object.fromEntries(resolved.entries),
-        missing: [...resolved.missing, ...unlinkable].sort(byTypeOrder),
-      },
+      status: result.status,
+      body: { images: Object.fromEntries(result.entries), missing: result.missing },
     }
   }
 
   app.post(
     '/sessions/:interviewId/image-links',
     {
+      config: { scope: 'links:read' },
       schema: {
         tags: ['links'],
         summary: 'Temporary links to every attempt of each image type, cached short of their expiry',
         params: InterviewParams,
+        security: [{ apiKey: [] }],
         body: Body,
         response: { 200: LinksRef, ...problemResponses },
       },
@@ -228,11 +204,18 @@ const v1Routes: FastifyPluginAsyncTypebox = async (app) => {
     scope.withTypeProvider<TypeBoxTypeProvider>().delete(
       '/sessions/:interviewId/image-links',
       {
+        config: { scope: 'cache:write' },
         schema: {
           tags: ['links'],
           summary: 'Drop the cached links of a session (e.g. after a new capture)',
           params: InterviewParams,
-          response: { 200: InvalidatedResponse, 400: problemResponses[400] },
+          security: [{ apiKey: [] }],
+          response: {
+            200: InvalidatedResponse,
+            400: problemResponses[400],
+            401: problemResponses[401],
+            403: problemResponses[403],
+          },
         },
       },
       (request) => ({ dropped: app.linkCache.invalidate(request.params.interviewId) }),
