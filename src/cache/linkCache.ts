@@ -255,7 +255,7 @@ export class LinkCache {
     const ttl = Math.floor(expiresAtMs - this.#marginMs - this.#now())
     // Expires within the margin (or has no usable expiry): never stored, only handed to the loader's callers.
     if (!(ttl > 0)) return
-    const stored: Stored = { entry: structuredClone(entry), expiresAtMs, interviewId }
+    const stored: Stored = { entry: frozenCopy(entry), expiresAtMs, interviewId }
     // Delete first: with noUpdateTTL a replaced value would keep the old entry's TTL.
     this.#lru.delete(key)
     this.#lru.set(key, stored, { ttl })
@@ -269,7 +269,7 @@ export class LinkCache {
     keys.add(key)
   }
 
-  /** A servable cached entry (a copy), or undefined; entries within the margin count as misses. */
+  /** A servable cached entry (frozen, shared), or undefined; entries within the margin count as misses. */
   #read(key: string, now: number): LinkEntry | undefined {
     const stored = this.#lru.get(key)
     if (!stored) return undefined
@@ -278,7 +278,7 @@ export class LinkCache {
       this.#lru.delete(key)
       return undefined
     }
-    return structuredClone(stored.entry)
+    return stored.entry
   }
 
   #unindex(interviewId: string, key: string): void {
@@ -287,4 +287,13 @@ export class LinkCache {
     keys.delete(key)
     if (keys.size === 0) this.#byInterview.delete(interviewId)
   }
+}
+
+/**
+ * Copied once when stored and frozen, so that every hit can hand out the same object: no caller
+ * can alter what the cache holds, and hits cost no copy.
+ */
+function frozenCopy(entry: LinkEntry): LinkEntry {
+  const attempts = entry.attempts.map((a) => Object.freeze({ ...a }))
+  return Object.freeze({ ...entry, attempts: Object.freeze(attempts) as LinkEntry['attempts'] })
 }

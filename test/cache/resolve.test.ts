@@ -123,7 +123,7 @@ void t.test('a loader that throws synchronously rejects instead of throwing', as
   t.equal(cache.stats().entries, 0, 'nothing was stored')
 })
 
-void t.test('cached entries are copies: mutating an answer does not change the cache', async (t) => {
+void t.test('cached entries are frozen copies: no caller can change the cache', async (t) => {
   const clock = new FakeClock()
   const cache = makeCache(clock)
   const upstream = new FakeUpstream(clock)
@@ -134,12 +134,15 @@ void t.test('cached entries are copies: mutating an answer does not change the c
   if (loaded) loaded.url = 'mutated-by-caller'
 
   const hit = (await cache.resolve('admin', 'iv-1', ['selfie'], upstream.load)).entries.get('selfie')
-  t.not(hit?.url, 'mutated-by-caller', 'the cached copy is untouched')
-  if (hit) hit.url = 'mutated-again'
+  t.not(hit?.url, 'mutated-by-caller', 'the cache stored its own copy, untouched by the loader’s caller')
+  t.ok(hit && Object.isFrozen(hit) && Object.isFrozen(hit.attempts), 'hits hand out frozen entries')
+  t.throws(() => {
+    if (hit) hit.url = 'mutated-again'
+  }, 'writing to a hit fails')
   t.not(
     cache.peek('admin', 'iv-1', ['selfie']).entries.get('selfie')?.url,
     'mutated-again',
-    'reads hand out copies',
+    'the cache is unchanged',
   )
 })
 

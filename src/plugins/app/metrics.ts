@@ -11,7 +11,8 @@ export default fp(
       endpoint: null,
       defaultMetrics: { enabled: false },
       routeMetrics: {
-        enabled: true,
+        // The histogram gives the latency quantiles; the summary's t-digest costs ~0.25 ms a request.
+        enabled: { histogram: true, summary: false },
         registeredRoutesOnly: true,
         routeBlacklist: ['/metrics', '/healthz', '/readyz'],
         overrides: {
