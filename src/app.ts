@@ -67,8 +67,9 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   await app.register(errors)
   await app.register(services, { config, ...(options.overrides ? { overrides: options.overrides } : {}) })
   await app.register(metrics)
-  await app.register(auth)
+  // Security headers first, so that every answer carries them, refusals by auth included.
   await app.register(security)
+  await app.register(auth)
   await app.register(limits)
   await app.register(swagger)
 
