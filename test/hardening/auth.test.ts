@@ -397,16 +397,38 @@ t.test('CORS allows only CORS_ORIGINS; helmet headers', async (t) => {
   })
   t.equal(none.headers['access-control-allow-origin'], undefined, 'no CORS_ORIGINS allows no origin')
 
-  for (const res of [
-    allowed,
-    await withCors.app.inject({
-      method: 'POST',
-      url,
-      headers: { 'content-type': 'application/json' },
-      payload: '{}',
-    }),
-  ]) {
-    const what = `${res.statusCode} answer`
+  const token = withCors.simulator.sessionToken(small)
+  const answers: Array<[string, Awaited<ReturnType<typeof withCors.app.inject>>]> = [
+    ['/healthz 200', allowed],
+    [
+      'session links 200',
+      await withCors.app.inject({
+        method: 'POST',
+        url: '/v1/session/image-links',
+        headers: { 'content-type': 'application/json', 'x-incode-session-token': token },
+        payload: JSON.stringify({ images: ['selfie'] }),
+      }),
+    ],
+    [
+      'validation 400',
+      await withCors.app.inject({
+        method: 'POST',
+        url,
+        headers: { 'content-type': 'application/json', 'x-api-key': PARTNER_KEY },
+        payload: '{}',
+      }),
+    ],
+    [
+      'refused key 401',
+      await withCors.app.inject({
+        method: 'POST',
+        url,
+        headers: { 'content-type': 'application/json' },
+        payload: '{}',
+      }),
+    ],
+  ]
+  for (const [what, res] of answers) {
     t.equal(res.headers['x-content-type-options'], 'nosniff', `${what}: x-content-type-options`)
     t.equal(res.headers['x-frame-options'], 'SAMEORIGIN', `${what}: x-frame-options`)
     t.ok(res.headers['strict-transport-security'], `${what}: strict-transport-security`)
@@ -414,6 +436,43 @@ t.test('CORS allows only CORS_ORIGINS; helmet headers', async (t) => {
     t.equal(res.headers['referrer-policy'], 'no-referrer', `${what}: referrer-policy`)
     t.equal(res.headers['x-powered-by'], undefined, `${what}: no x-powered-by`)
   }
+})
+
+t.test('refused keys count against the rate limit of their address', async (t) => {
+  const max = 5
+  const { app } = await build(t, { env: { ...HARDENING_ENV, API_KEYS, RATE_LIMIT_MAX: String(max) } })
+  const statuses: number[] = []
+  for (let i = 0; i < max + 5; i++) {
+    const res = await app.inject({
+      method: 'POST',
+      url: `/v1/sessions/${small}/image-links`,
+      headers: { 'content-type': 'application/json', 'x-api-key': `${WRONG_KEY}-${i}` },
+      payload: JSON.stringify({ images: ['selfie'] }),
+    })
+    statuses.push(res.statusCode)
+  }
+  t.ok(
+    statuses.every((s) => s === 401 || s === 429),
+    `guessed keys are refused (${statuses.join(',')})`,
+  )
+  t.ok(statuses.includes(429), 'key guessing from one address is rate limited', {
+    todo: 'src bug: auth (onRequest) is registered before @fastify/rate-limit, so refused keys are never counted',
+  })
+  // A valid partner is limited by its name.
+  const limited: number[] = []
+  for (let i = 0; i < max + 2; i++) {
+    const res = await app.inject({
+      method: 'DELETE',
+      url: `/v1/sessions/${small}/image-links`,
+      headers: { 'x-api-key': PARTNER_KEY },
+    })
+    limited.push(res.statusCode)
+  }
+  t.equal(
+    limited.filter((s) => s === 429).length,
+    2,
+    `a partner past RATE_LIMIT_MAX gets 429 (${limited.join(',')})`,
+  )
 })
 
 t.test('body limit and strict schemas', async (t) => {

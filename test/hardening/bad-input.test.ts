@@ -396,7 +396,7 @@ t.test('bad input never gets a 5xx', async (t) => {
           headers: {
             ...json,
             ...credHeaders(target, cred, ctx.token),
-            [header]: values.length === 1 ? (values[0] as string) : values,
+            [header]: values.length === 1 ? values[0] : values,
           },
           payload: JSON.stringify({ images: ['signature'] }),
         }),
@@ -759,7 +759,7 @@ t.test('bad input never gets a 5xx', async (t) => {
         const what = `${c.name} on ${target.name}`
         const options = c.todo ? { todo: c.todo } : {}
         const shape = flaw(res, target.family, true)
-        t.equal(shape, undefined, `${what}: a well-formed answer, not a 5xx`, options)
+        t.equal(shape, undefined, `${what}: a well-formed answer, not a 5xx`)
         if (expected === 'ok') continue
         t.ok(res.statusCode >= 400 && res.statusCode < 500, `${what}: a 4xx (got ${res.statusCode})`, options)
         if (typeof expected === 'number')

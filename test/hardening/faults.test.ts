@@ -93,7 +93,10 @@ function assertClear(
       t.ok(codes.includes(code), `${what}: code ${codes.join(' or ')} (got ${code})`)
     }
   }
-  t.ok(ms < expected.deadlineMs + SLACK_MS, `${what}: answered within the deadline and slack (${Math.round(ms)} ms)`)
+  t.ok(
+    ms < expected.deadlineMs + SLACK_MS,
+    `${what}: answered within the deadline and slack (${Math.round(ms)} ms)`,
+  )
 }
 
 function imageCalls(simulator: Simulator): number {
@@ -149,7 +152,11 @@ t.test('timeouts: the deadline and the headers timeout end the request with 504'
         ['v1 images', v1(`/v1/sessions/${small}/images`, ['selfie', 'signature']), false],
         ['v1 links', v1(`/v1/sessions/${small}/image-links`, ['selfie']), false],
         ['v1 concatenated', v1(`/v1/sessions/${small}/images/concatenated`), false],
-        ['session links', withToken('/v1/session/image-links', 'x-incode-session-token', token, ['selfie']), false],
+        [
+          'session links',
+          withToken('/v1/session/image-links', 'x-incode-session-token', token, ['selfie']),
+          false,
+        ],
         ['drop-in images', withToken('/omni/get/images', 'x-incode-hardware-id', token, ['selfie']), true],
         [
           'drop-in concatenated',
@@ -206,13 +213,18 @@ t.test('error statuses: 500, 503 and a custom Incode code', async (t) => {
     const drop = await timed(app, withToken('/omni/get/images', 'x-incode-hardware-id', token, ['selfie']))
     assertClear(t, drop, { status: dropInStatus, deadlineMs, dropIn: true }, `${what}: drop-in images`)
     t.ok(imageCalls(simulator) - before <= maxAttempts, `${what}: drop-in, at most ${maxAttempts} attempts`)
-    t.equal(parseJson(drop.res.body)?.status, fault.errorStatus, `${what}: drop-in passes Incode's own status code`)
+    t.equal(
+      parseJson(drop.res.body)?.status,
+      fault.errorStatus,
+      `${what}: drop-in passes Incode's own status code`,
+    )
   }
 })
 
 t.test('truncated, malformed and slow answers', async (t) => {
   const { app, simulator, config } = await build(t, {
-    env: { ...BASE_ENV, UPSTREAM_BODY_TIMEOUT_MS: '400', REQUEST_DEADLINE_MS: '6000' },
+    // Body timeouts under a second are not reliably enforced by undici (its timers are coarse).
+    env: { ...BASE_ENV, UPSTREAM_BODY_TIMEOUT_MS: '1000', REQUEST_DEADLINE_MS: '6000' },
   })
   const token = simulator.sessionToken(small)
   const deadlineMs = config.REQUEST_DEADLINE_MS
@@ -222,8 +234,8 @@ t.test('truncated, malformed and slow answers', async (t) => {
   for (const [fault, status, code] of [
     [{ truncateRate: 1 }, 502, 'UPSTREAM_BAD_RESPONSE'],
     [{ malformedRate: 1 }, 502, 'UPSTREAM_BAD_RESPONSE'],
-    // Pauses of ~900 ms between pieces of the body, over the 400 ms body timeout.
-    [{ slowBodyMs: 8_000 }, 504, 'UPSTREAM_TIMEOUT'],
+    // Pauses of 3 s between pieces of the body, over the 1 s body timeout.
+    [{ slowBodyMs: 27_000 }, 504, 'UPSTREAM_TIMEOUT'],
   ] as const) {
     simulator.setFaults(fault)
     const what = JSON.stringify(fault)
@@ -261,7 +273,12 @@ t.test('502 storms: bisection ends with per-type errors, with bounded upstream c
   simulator.setFaults({ errorRate: 1, errorStatus: 502, endpoints: ['images'] })
   let before = imageCalls(simulator)
   const storm = await timed(app, v1(`/v1/sessions/${full}/images`, all))
-  assertClear(t, storm, { status: 502, code: 'IMAGE_TOO_LARGE', deadlineMs }, 'every call refused as too large')
+  assertClear(
+    t,
+    storm,
+    { status: 502, code: 'IMAGE_TOO_LARGE', deadlineMs },
+    'every call refused as too large',
+  )
   let calls = imageCalls(simulator) - before
   t.ok(calls <= bound, `every call refused: ${calls} upstream calls, at most ${bound}`)
   t.ok(calls >= all.length, 'every call refused: bisected down to single types')
@@ -307,7 +324,12 @@ t.test('admin log-in failures', async (t) => {
     Array.from({ length: 4 }, () => timed(app, v1(`/v1/sessions/${small}/images`, ['signature']))),
   )
   answers.forEach((answer, i) => {
-    assertClear(t, answer, { status: 502, code: 'UPSTREAM_500', deadlineMs }, `partner request ${i + 1}, log-in failing`)
+    assertClear(
+      t,
+      answer,
+      { status: 502, code: 'UPSTREAM_500', deadlineMs },
+      `partner request ${i + 1}, log-in failing`,
+    )
   })
   t.ok(simulator.callsTo('adminLogin').length >= 1, 'the log-in was tried')
   t.equal(simulator.callsTo('images').length, 0, 'no image call is made without an admin token')
@@ -316,7 +338,9 @@ t.test('admin log-in failures', async (t) => {
 
   const ready = await app.inject({ method: 'GET', url: '/readyz' })
   t.equal(ready.statusCode, 503, '/readyz reports not ready while the log-in fails')
-  const session = await app.inject(withToken('/v1/session/images', 'x-incode-session-token', token, ['signature']))
+  const session = await app.inject(
+    withToken('/v1/session/images', 'x-incode-session-token', token, ['signature']),
+  )
   t.equal(session.statusCode, 200, 'session-token routes still work without an admin token')
 
   simulator.setFaults(undefined)
@@ -367,17 +391,30 @@ t.test('the breaker opens, serves cached links while open, and recovers', async 
       `${what}, breaker open`,
     )
     const retryAfter = Number(res.headers['retry-after'])
-    t.ok(Number.isInteger(retryAfter) && retryAfter >= 1, `${what}: Retry-After in whole seconds (${retryAfter})`)
+    t.ok(
+      Number.isInteger(retryAfter) && retryAfter >= 1,
+      `${what}: Retry-After in whole seconds (${retryAfter})`,
+    )
     t.equal(imageCalls(simulator), before, `${what}: fails fast, without calling Incode`)
   }
   await expectOpen('v1 images', failing)
-  await expectOpen('v1 links of an uncached type', v1(`/v1/sessions/${small}/image-links`, ['fullFrameFrontID']))
+  await expectOpen(
+    'v1 links of an uncached type',
+    v1(`/v1/sessions/${small}/image-links`, ['fullFrameFrontID']),
+  )
   await expectOpen(
     'v1 links, partly cached',
     v1(`/v1/sessions/${small}/image-links`, ['selfie', 'fullFrameFrontID']),
   )
-  await expectOpen('session images', withToken('/v1/session/images', 'x-incode-session-token', token, ['selfie']))
-  await expectOpen('drop-in images', withToken('/omni/get/images', 'x-incode-hardware-id', token, ['selfie']), true)
+  await expectOpen(
+    'session images',
+    withToken('/v1/session/images', 'x-incode-session-token', token, ['selfie']),
+  )
+  await expectOpen(
+    'drop-in images',
+    withToken('/omni/get/images', 'x-incode-hardware-id', token, ['selfie']),
+    true,
+  )
 
   for (const [what, options, first] of [
     ['partner links', partnerLinks, firstPartner],
@@ -402,7 +439,11 @@ t.test('the breaker opens, serves cached links while open, and recovers', async 
       recovered = res
       break
     }
-    t.equal(parseJson(res.body)?.code, 'UPSTREAM_CIRCUIT_OPEN', 'until recovery, the answer is the open breaker')
+    t.equal(
+      parseJson(res.body)?.code,
+      'UPSTREAM_CIRCUIT_OPEN',
+      'until recovery, the answer is the open breaker',
+    )
     await sleep(100)
   }
   t.equal(recovered?.statusCode, 200, 'the breaker lets a request through once Incode recovers')
@@ -499,10 +540,18 @@ t.test('mixed faults under concurrency: never the wrong image, always a clear an
     served++
     const body: Json = parseJson(res.body)
     t.ok(body, `${job.what}: a 200 with a JSON body`)
-    const images = (job.dropIn ? body : body?.images) ?? {}
+    const all: Record<string, unknown> = (job.dropIn ? body : body?.images) ?? {}
+    // Drop-in answers carry Incode's null for a type the session lacks.
+    const images = Object.fromEntries(Object.entries(all).filter(([, v]) => v !== null))
+    const nulls = Object.keys(all).filter((k) => all[k] === null)
     t.same(wrongImages(images, job.expected), [], `${job.what}: every image is that session's, of that type`)
     t.same(
-      Object.keys(images).filter((k) => !job.requested.includes(k as ImageType)),
+      nulls.filter((k) => job.expected?.[k as ImageType] !== undefined),
+      [],
+      `${job.what}: null only for types the session lacks`,
+    )
+    t.same(
+      Object.keys(all).filter((k) => !job.requested.includes(k as ImageType)),
       [],
       `${job.what}: nothing that was not asked for`,
     )

@@ -41,9 +41,14 @@ export function parseJson(text: string): Json {
   }
 }
 
+function contentType(headers: Record<string, unknown>): string {
+  const value = headers['content-type']
+  return typeof value === 'string' ? value : Array.isArray(value) ? value.join(', ') : ''
+}
+
 /** What is wrong with a /v1 error answer (problem+json with a stable code), or undefined. */
 export function problemFlaw(res: { statusCode: number; headers: Record<string, unknown>; body: string }) {
-  const type = String(res.headers['content-type'] ?? '')
+  const type = contentType(res.headers)
   if (!type.startsWith('application/problem+json')) return `content-type is '${type}'`
   const body = parseJson(res.body)
   if (typeof body !== 'object' || body === null) return 'body is not a JSON object'
@@ -56,7 +61,7 @@ export function problemFlaw(res: { statusCode: number; headers: Record<string, u
 
 /** What is wrong with a drop-in error answer (Incode's own error body), or undefined. */
 export function incodeFlaw(res: { statusCode: number; headers: Record<string, unknown>; body: string }) {
-  const type = String(res.headers['content-type'] ?? '')
+  const type = contentType(res.headers)
   if (!type.startsWith('application/json')) return `content-type is '${type}'`
   const body = parseJson(res.body)
   if (typeof body !== 'object' || body === null) return 'body is not a JSON object'

@@ -1,5 +1,6 @@
 import http from 'node:http'
 import type { AddressInfo } from 'node:net'
+import { pipeline } from 'node:stream'
 import type { Test } from 'tap'
 
 export interface SeenRequest {
@@ -32,11 +33,16 @@ export async function recordingProxy(t: Test): Promise<RecordingProxy> {
       { method: req.method, headers: { ...req.headers, host: target.host } },
       (answer) => {
         res.writeHead(answer.statusCode ?? 502, answer.headers)
-        answer.pipe(res)
+        // An answer cut short upstream is cut short here too, never left hanging.
+        pipeline(answer, res, (err) => {
+          if (err) res.destroy()
+        })
       },
     )
     upstream.on('error', () => res.destroy())
-    req.pipe(upstream)
+    pipeline(req, upstream, (err) => {
+      if (err) upstream.destroy()
+    })
   })
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
   proxy.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
