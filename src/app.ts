@@ -1,9 +1,9 @@
 import { randomUUID } from 'node:crypto'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
-import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyServerOptions } from 'fastify'
 import type { Config } from './config.js'
 import auth from './plugins/app/auth.js'
-import errors from './plugins/app/errors.js'
+import errors, { incodeErrorBody, sendProblem } from './plugins/app/errors.js'
 import metrics from './plugins/app/metrics.js'
 import services, { type ServiceOverrides } from './plugins/app/services.js'
 import limits from './plugins/external/limits.js'
@@ -35,11 +35,35 @@ export function fastifyOptions(config: Config, options: BuildOptions = {}): Fast
     logger: {
       level: config.LOG_LEVEL,
       redact: { paths: REDACTED_PATHS, censor: '[redacted]' },
+      serializers: {
+        // The query string is left out: a broken client may put a token in `?id=`.
+        req: (req: { method: string; url: string; id: string }) => ({
+          method: req.method,
+          url: req.url.split('?')[0],
+          reqId: req.id,
+        }),
+      },
       ...(options.logStream ? { stream: options.logStream } : {}),
     },
     requestIdHeader: 'x-request-id',
     genReqId: () => randomUUID(),
     bodyLimit: config.BODY_LIMIT_BYTES,
+    // Malformed URLs and over-long params are refused by Fastify before routing: answer them
+    // through the one error handler's shapes too.
+    frameworkErrors: (error, request, rawReply) => {
+      const reply = rawReply as unknown as FastifyReply
+      const status = typeof error.statusCode === 'number' && error.statusCode >= 400 ? error.statusCode : 400
+      const code = error.code.replace(/^FST_ERR_/, '')
+      const path = request.url.split('?')[0] ?? '/'
+      if (/^\/(0\/)?(omni|executive)\//.test(path)) {
+        void reply
+          .code(status)
+          .type('application/json')
+          .send(incodeErrorBody(status, error.message, path))
+        return
+      }
+      void sendProblem(reply, { status, code, detail: error.message })
+    },
     // Incode's error bodies and ours are small; a slow client must not hold a socket forever.
     requestTimeout: config.REQUEST_DEADLINE_MS + 15_000,
     ajv: {
@@ -47,7 +71,8 @@ export function fastifyOptions(config: Config, options: BuildOptions = {}): Fast
         // Strict schemas: unknown properties are refused, not silently dropped.
         removeAdditional: false,
         allErrors: true,
-        coerceTypes: 'array',
+        // No coercion: `"images": "selfie"` is a client bug Incode refuses, not a one-item list.
+        coerceTypes: false,
         useDefaults: true,
       },
     },

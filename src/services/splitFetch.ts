@@ -70,7 +70,11 @@ export async function splitFetch(options: SplitFetchOptions): Promise<SplitFetch
   // One controller for all parts: a request-level failure (or the caller leaving) cancels the rest.
   const abort = new AbortController()
   const signal = ctx.signal ? AbortSignal.any([ctx.signal, abort.signal]) : abort.signal
-  const partCtx: CallContext = { signal, deadlineAt: ctx.deadlineAt }
+  const partCtx: CallContext = {
+    signal,
+    deadlineAt: ctx.deadlineAt,
+    ...(ctx.requestId ? { requestId: ctx.requestId } : {}),
+  }
 
   const outcome: SplitFetchOutcome = {
     failures: new Map(),
