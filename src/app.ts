@@ -20,6 +20,8 @@ export interface BuildOptions {
   overrides?: ServiceOverrides
 }
 
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/
+
 /** Header values and fields that must never reach a log line. */
 export const REDACTED_PATHS = [
   'req.headers["x-api-key"]',
@@ -45,8 +47,13 @@ export function fastifyOptions(config: Config, options: BuildOptions = {}): Fast
       },
       ...(options.logStream ? { stream: options.logStream } : {}),
     },
-    requestIdHeader: 'x-request-id',
-    genReqId: () => randomUUID(),
+    // A caller's x-request-id is kept only when it is a short, plain token: it is logged and sent
+    // to Incode, so anything else is replaced by a fresh id.
+    requestIdHeader: false,
+    genReqId: (req) => {
+      const given = req.headers['x-request-id']
+      return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID()
+    },
     bodyLimit: config.BODY_LIMIT_BYTES,
     // Malformed URLs and over-long params are refused by Fastify before routing: answer them
     // through the one error handler's shapes too.

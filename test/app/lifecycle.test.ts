@@ -56,3 +56,19 @@ t.test('Swagger UI and the OpenAPI document are served', async (t) => {
   t.equal(doc.statusCode, 200, 'openapi json')
   t.ok(doc.json().paths['/v1/sessions/{interviewId}/images'], 'images route documented')
 })
+
+t.test('a caller request id is kept when plain, replaced when not', async (t) => {
+  const { app } = await build(t)
+  const kept = await app.inject({
+    method: 'GET',
+    url: '/healthz',
+    headers: { 'x-request-id': 'trace-42.a:b' },
+  })
+  t.equal(kept.headers['x-request-id'], 'trace-42.a:b', 'a plain id is echoed')
+  const long = 'x'.repeat(500)
+  const replaced = await app.inject({ method: 'GET', url: '/healthz', headers: { 'x-request-id': long } })
+  t.not(replaced.headers['x-request-id'], long, 'an over-long id is not echoed')
+  t.match(replaced.headers['x-request-id'], /^[0-9a-f-]{36}$/, 'a fresh UUID replaces it')
+  const odd = await app.inject({ method: 'GET', url: '/healthz', headers: { 'x-request-id': 'a b<script>' } })
+  t.match(odd.headers['x-request-id'], /^[0-9a-f-]{36}$/, 'an id with odd characters is replaced')
+})
