@@ -1,9 +1,9 @@
 import { randomUUID } from 'node:crypto'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
-import Fastify, { type FastifyInstance, type FastifyReply, type FastifyServerOptions } from 'fastify'
+import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import type { Config } from './config.js'
 import auth from './plugins/app/auth.js'
-import errors, { incodeErrorBody, sendProblem } from './plugins/app/errors.js'
+import errors, { sendError } from './plugins/app/errors.js'
 import metrics from './plugins/app/metrics.js'
 import services, { type ServiceOverrides } from './plugins/app/services.js'
 import limits from './plugins/external/limits.js'
@@ -57,19 +57,14 @@ export function fastifyOptions(config: Config, options: BuildOptions = {}): Fast
     bodyLimit: config.BODY_LIMIT_BYTES,
     // Malformed URLs and over-long params are refused by Fastify before routing: answer them
     // through the one error handler's shapes too.
-    frameworkErrors: (error, request, rawReply) => {
-      const reply = rawReply as unknown as FastifyReply
+    frameworkErrors: (error, request, reply) => {
       const status = typeof error.statusCode === 'number' && error.statusCode >= 400 ? error.statusCode : 400
       const code = error.code.replace(/^FST_ERR_/, '')
-      const path = request.url.split('?')[0] ?? '/'
-      if (/^\/(0\/)?(omni|executive)\//.test(path)) {
-        void reply
-          .code(status)
-          .type('application/json')
-          .send(incodeErrorBody(status, error.message, path))
-        return
-      }
-      void sendProblem(reply, { status, code, detail: error.message })
+      void sendError(request, reply, {
+        status,
+        code,
+        detail: error.message,
+      })
     },
     // Incode's error bodies and ours are small; a slow client must not hold a socket forever.
     requestTimeout: config.REQUEST_DEADLINE_MS + 15_000,

@@ -32,7 +32,7 @@ export function sessionCaller(
   request: FastifyRequest,
   header = SESSION_TOKEN_HEADER,
   interviewId?: string,
-): Caller {
+): Extract<Caller, { kind: 'token' }> {
   const token = headerValue(request, header)
   if (token === undefined) throw new UnauthorizedError(`The ${header} header is required`, 'TOKEN_MISSING')
   return interviewId === undefined ? { kind: 'token', token } : { kind: 'token', token, interviewId }

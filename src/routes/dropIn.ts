@@ -6,7 +6,6 @@ import type { ScannedEntry } from '../domain/flatJson.js'
 import type { ImageType } from '../domain/imageTypes.js'
 import { toIncodeLinksShape } from '../domain/links.js'
 import { foldTypes } from '../domain/requestedTypes.js'
-import { UnauthorizedError } from '../errors.js'
 import { IncodeErrorRef, ImageTypeSchema } from '../schemas.js'
 import { lookupLinks } from '../services/linkLookup.js'
 import { splitFetch } from '../services/splitFetch.js'
@@ -51,9 +50,7 @@ type DropInQuery = { id?: string }
 type DropInBody = { images?: ImageType[] }
 
 function tokenCaller(request: FastifyRequest): Extract<Caller, { kind: 'token' }> {
-  const caller = sessionCaller(request, INCODE_TOKEN_HEADER, (request.query as DropInQuery).id)
-  if (caller.kind !== 'token') throw new UnauthorizedError('Missing token')
-  return caller
+  return sessionCaller(request, INCODE_TOKEN_HEADER, (request.query as DropInQuery).id)
 }
 
 /**

@@ -72,7 +72,18 @@ export function incodeErrorBody(status: number, message: string, path: string): 
 }
 
 function isDropIn(request: FastifyRequest): boolean {
-  return request.routeOptions.config?.dropIn === true || INCODE_PREFIX.test(request.url)
+  // routeOptions is absent for requests Fastify refuses before routing (frameworkErrors).
+  return request.routeOptions?.config?.dropIn === true || INCODE_PREFIX.test(request.url)
+}
+
+/** Answers an error in its route family's shape: Incode's body on drop-in paths, else problem+json. */
+export function sendError(request: FastifyRequest, reply: FastifyReply, answer: Answer): FastifyReply {
+  if (!isDropIn(request)) return sendProblem(reply, answer)
+  const path = request.url.split('?')[0] ?? request.url
+  return reply
+    .code(answer.status)
+    .type('application/json')
+    .send(incodeErrorBody(answer.status, answer.detail, path))
 }
 
 /** The one error handler and the one not-found handler of the service. */
@@ -93,34 +104,17 @@ export default fp(
         request.log.info('caller closed the request')
         return reply.code(499).send()
       }
-      if (isDropIn(request)) {
-        // Answer as Incode would: its own status and body when it gave one.
-        if (err instanceof UpstreamStatusError && isIncodeBody(err.upstreamBody)) {
-          return reply.code(err.upstreamStatus).type('application/json').send(err.upstreamBody)
-        }
-        const { status, detail } = classify(err, request)
-        const path = request.url.split('?')[0] ?? request.url
-        return reply
-          .code(status)
-          .type('application/json')
-          .send(incodeErrorBody(status, detail, path))
+      // On drop-in paths, answer as Incode would: its own status and body when it gave one.
+      if (isDropIn(request) && err instanceof UpstreamStatusError && isIncodeBody(err.upstreamBody)) {
+        return reply.code(err.upstreamStatus).type('application/json').send(err.upstreamBody)
       }
-      return sendProblem(reply, classify(err, request))
+      return sendError(request, reply, classify(err, request))
     })
 
     app.setNotFoundHandler((request, reply) => {
       const path = request.url.split('?')[0] ?? request.url
-      if (isDropIn(request)) {
-        return reply
-          .code(404)
-          .type('application/json')
-          .send(incodeErrorBody(404, 'Not Found', path))
-      }
-      return sendProblem(reply, {
-        status: 404,
-        code: 'NOT_FOUND',
-        detail: `No route ${request.method} ${path}`,
-      })
+      const detail = isDropIn(request) ? 'Not Found' : `No route ${request.method} ${path}`
+      return sendError(request, reply, { status: 404, code: 'NOT_FOUND', detail })
     })
   },
   { name: 'errors' },

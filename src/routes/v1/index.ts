@@ -192,8 +192,7 @@ const v1Routes: FastifyPluginAsyncTypebox = async (app) => {
     },
     async (request, reply) => {
       const caller = sessionCaller(request)
-      const token = caller.kind === 'token' ? caller.token : ''
-      const result = await serveLinks(request, caller, scopeForToken(token), '', request.body.images)
+      const result = await serveLinks(request, caller, scopeForToken(caller.token), '', request.body.images)
       return noStore(reply).header('x-cache', result.status).send(result.body)
     },
   )
