@@ -440,38 +440,87 @@ t.test('CORS allows only CORS_ORIGINS; helmet headers', async (t) => {
 
 t.test('refused keys count against the rate limit of their address', async (t) => {
   const max = 5
-  const { app } = await build(t, { env: { ...HARDENING_ENV, API_KEYS, RATE_LIMIT_MAX: String(max) } })
-  const statuses: number[] = []
-  for (let i = 0; i < max + 5; i++) {
-    const res = await app.inject({
+  const { app, simulator } = await build(t, {
+    env: { ...HARDENING_ENV, API_KEYS, RATE_LIMIT_MAX: String(max) },
+  })
+  const guess = (i: number, remoteAddress?: string) =>
+    app.inject({
       method: 'POST',
       url: `/v1/sessions/${small}/image-links`,
       headers: { 'content-type': 'application/json', 'x-api-key': `${WRONG_KEY}-${i}` },
       payload: JSON.stringify({ images: ['selfie'] }),
+      ...(remoteAddress === undefined ? {} : { remoteAddress }),
     })
+  const before = simulator.calls.length
+  const statuses: number[] = []
+  let limited: Awaited<ReturnType<typeof guess>> | undefined
+  for (let i = 0; i < max + 5; i++) {
+    const res = await guess(i)
     statuses.push(res.statusCode)
+    if (res.statusCode === 429) limited ??= res
+    else assertProblem(t, res, 401, 'API_KEY_INVALID', `guess ${i}`)
   }
-  t.ok(
-    statuses.every((s) => s === 401 || s === 429),
-    `guessed keys are refused (${statuses.join(',')})`,
+  t.same(
+    statuses,
+    [...Array<number>(max).fill(401), ...Array<number>(5).fill(429)],
+    `guessed keys: ${max} refused, then rate limited (${statuses.join(',')})`,
   )
-  t.ok(statuses.includes(429), 'key guessing from one address is rate limited', {
-    todo: 'src bug: auth (onRequest) is registered before @fastify/rate-limit, so refused keys are never counted',
+  t.equal(simulator.calls.length, before, 'guessed keys cause no upstream call')
+  if (limited) {
+    assertProblem(t, limited, 429, 'RATE_LIMITED', 'key guessing past the limit')
+    t.ok(Number(limited.headers['retry-after']) >= 1, 'the 429 carries Retry-After')
+    t.equal(limited.headers['x-content-type-options'], 'nosniff', 'the 429 carries the security headers')
+  }
+  // Missing keys and keys without the route's scope count too; another address has its own bucket.
+  const missing = await app.inject({ method: 'DELETE', url: `/v1/sessions/${small}/image-links` })
+  t.equal(missing.statusCode, 429, 'a request without a key from that address is limited too')
+  t.equal((await guess(0, '192.0.2.7')).statusCode, 401, 'another address is not limited by it')
+  // Probes stay open and unlimited.
+  for (const url of ['/healthz', '/readyz']) {
+    t.equal((await app.inject({ method: 'GET', url })).statusCode, 200, `${url} from the limited address`)
+  }
+  // A frontend on the same address counts against its token, not the address.
+  const session = await app.inject({
+    method: 'POST',
+    url: '/v1/session/image-links',
+    headers: {
+      'content-type': 'application/json',
+      'x-incode-session-token': simulator.sessionToken(small),
+    },
+    payload: JSON.stringify({ images: ['selfie'] }),
   })
-  // A valid partner is limited by its name.
-  const limited: number[] = []
+  t.equal(session.statusCode, 200, 'a session token from the limited address is served')
+
+  // A valid partner is limited by its name, not by the address whose guesses are limited; its
+  // calls without the route's scope count against its name too.
+  const partnerStatuses: number[] = []
   for (let i = 0; i < max + 2; i++) {
     const res = await app.inject({
       method: 'DELETE',
       url: `/v1/sessions/${small}/image-links`,
       headers: { 'x-api-key': PARTNER_KEY },
     })
-    limited.push(res.statusCode)
+    partnerStatuses.push(res.statusCode)
   }
   t.equal(
-    limited.filter((s) => s === 429).length,
+    partnerStatuses.filter((s) => s === 429).length,
     2,
-    `a partner past RATE_LIMIT_MAX gets 429 (${limited.join(',')})`,
+    `a partner past RATE_LIMIT_MAX gets 429 (${partnerStatuses.join(',')})`,
+  )
+  const scoped: number[] = []
+  for (let i = 0; i < max + 1; i++) {
+    const res = await app.inject({
+      method: 'DELETE',
+      url: `/v1/sessions/${small}/image-links`,
+      headers: { 'x-api-key': SCOPED_KEYS['links:read'] },
+      remoteAddress: '198.51.100.1',
+    })
+    scoped.push(res.statusCode)
+  }
+  t.same(
+    scoped,
+    [...Array<number>(max).fill(403), 429],
+    `a key without the scope counts against its partner (${scoped.join(',')})`,
   )
 })
 

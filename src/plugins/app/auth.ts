@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import { ApiKeyRing, parseApiKeys, type Partner, type Scope } from '../../auth/apiKeys.js'
-import { ForbiddenError, UnauthorizedError } from '../../errors.js'
+import { ForbiddenError, UnauthorizedError, type AppError } from '../../errors.js'
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -11,6 +11,12 @@ declare module 'fastify' {
   interface FastifyRequest {
     /** The partner whose API key authenticated this request, if any. */
     partner: Partner | undefined
+    /**
+     * Why the caller is refused, when it is: set in onRequest, answered in preParsing, so that the
+     * rate limit counts the attempt in between. `partner` is set when the key was valid but lacks
+     * the scope (403); it is the bucket the attempt counts against, else the address is.
+     */
+    authRefusal: { error: AppError; partner: Partner | undefined } | undefined
   }
 }
 
@@ -25,24 +31,36 @@ function presentedKey(request: FastifyRequest): string | undefined {
 /**
  * Caller authentication. Routes name the scope they need (`config.scope`); drop-in Incode paths
  * need a key with `incode:proxy` when DROPIN_KEY_REQUIRED is set (the key is checked here, and
- * the real Incode key replaces it upstream); /docs needs `docs:read` unless DOCS_PUBLIC. Runs in
- * onRequest, before any body is read.
+ * the real Incode key replaces it upstream); /docs needs `docs:read` unless DOCS_PUBLIC.
+ *
+ * The key is checked in onRequest, but a refusal is only answered in preParsing (still before any
+ * body is read): @fastify/rate-limit counts in a route-level onRequest hook, which runs after every
+ * app-level one, so answering in onRequest would let key guessing go uncounted.
  */
 export default fp(
   function authPlugin(app: FastifyInstance) {
     const { config } = app
     const ring = new ApiKeyRing(parseApiKeys(config.API_KEYS).keys)
     app.decorateRequest('partner', undefined)
+    app.decorateRequest('authRefusal', undefined)
 
+    /** Sets `partner` when the key holds the scope, else `authRefusal`. */
     const requireScope = (request: FastifyRequest, scope: Scope): void => {
       const key = presentedKey(request)
-      if (key === undefined)
-        throw new UnauthorizedError(`An API key is required in ${PARTNER_KEY_HEADER}`, 'API_KEY_MISSING')
-      const partner = ring.verify(key)
-      if (!partner) throw new UnauthorizedError('The API key is not valid', 'API_KEY_INVALID')
-      if (!partner.scopes.has(scope))
-        throw new ForbiddenError(`The API key lacks the ${scope} scope`, 'SCOPE_MISSING')
-      request.partner = partner
+      const partner = key === undefined ? undefined : ring.verify(key)
+      if (partner?.scopes.has(scope)) {
+        request.partner = partner
+        return
+      }
+      request.authRefusal = {
+        error:
+          key === undefined
+            ? new UnauthorizedError(`An API key is required in ${PARTNER_KEY_HEADER}`, 'API_KEY_MISSING')
+            : !partner
+              ? new UnauthorizedError('The API key is not valid', 'API_KEY_INVALID')
+              : new ForbiddenError(`The API key lacks the ${scope} scope`, 'SCOPE_MISSING'),
+        partner,
+      }
     }
 
     app.addHook('onRequest', async (request) => {
@@ -51,6 +69,10 @@ export default fp(
       if (routeConfig.dropIn && config.DROPIN_KEY_REQUIRED) return requireScope(request, 'incode:proxy')
       if (!config.DOCS_PUBLIC && request.routeOptions.url?.startsWith('/docs'))
         return requireScope(request, 'docs:read')
+    })
+
+    app.addHook('preParsing', async (request) => {
+      if (request.authRefusal) throw request.authRefusal.error
     })
   },
   { name: 'auth', dependencies: ['services'] },

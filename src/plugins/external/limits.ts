@@ -9,9 +9,13 @@ const CREDENTIAL_HEADERS = ['x-incode-session-token', 'x-incode-hardware-id'] as
 
 /**
  * Who a request counts against: the authenticated partner, else a hash of the Incode token it
- * carries (never the token itself), else its address.
+ * carries (never the token itself), else its address. A caller refused by auth (answered only after
+ * this count) counts against its address, so that guessing keys is limited too; a valid key
+ * lacking the route's scope counts against its partner.
  */
 function callerKey(request: FastifyRequest): string {
+  const refusal = request.authRefusal
+  if (refusal) return refusal.partner ? `partner:${refusal.partner.name}` : `ip:${request.ip}`
   if (request.partner) return `partner:${request.partner.name}`
   for (const header of CREDENTIAL_HEADERS) {
     const value = request.headers[header]
