@@ -27,7 +27,18 @@ function headerValue(request: FastifyRequest, name: string): string | undefined 
   return first === undefined || first.trim() === '' ? undefined : first.trim()
 }
 
-/** A frontend's session token, forwarded upstream as X-Incode-Hardware-Id. */
+/**
+ * What a token may be: a header value of visible ASCII (no spaces, controls or anything above
+ * U+007E), of bounded length. Node's parser lets latin1 bytes through, and app.inject anything
+ * at all; undici refuses some of that as an upstream header (a 502), so it is refused here.
+ */
+const TOKEN = /^[\x21-\x7e]+$/
+export const TOKEN_MAX_LENGTH = 4096
+
+/**
+ * A frontend's session token (or, on the drop-in paths, the caller's Incode token), forwarded
+ * upstream as X-Incode-Hardware-Id. Missing, or not a plain token: 401.
+ */
 export function sessionCaller(
   request: FastifyRequest,
   header = SESSION_TOKEN_HEADER,
@@ -35,6 +46,8 @@ export function sessionCaller(
 ): Extract<Caller, { kind: 'token' }> {
   const token = headerValue(request, header)
   if (token === undefined) throw new UnauthorizedError(`The ${header} header is required`, 'TOKEN_MISSING')
+  if (token.length > TOKEN_MAX_LENGTH || !TOKEN.test(token))
+    throw new UnauthorizedError(`The ${header} header is not a valid token`, 'TOKEN_INVALID')
   return interviewId === undefined ? { kind: 'token', token } : { kind: 'token', token, interviewId }
 }
 

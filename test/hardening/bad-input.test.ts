@@ -819,16 +819,52 @@ t.test('bad input never gets a 5xx', async (t) => {
     }
   })
 
-  await t.test('a header value no socket can carry (inject only)', async (t) => {
-    const res = await app.inject({
+  await t.test('token values that are not plain tokens (inject only)', async (t) => {
+    const before = simulator.calls.length
+    for (const [what, value] of [
+      ['a character above U+00FF', `${ctx.token}\u2603`],
+      ['a latin1 character', `${ctx.token}\u00e9`],
+      ['a space inside', `${ctx.token.slice(0, 10)} ${ctx.token.slice(10)}`],
+      ['a control character', `${ctx.token}\u0001`],
+      ['DEL', `${ctx.token}\u007f`],
+      ['over 4096 characters', 'A'.repeat(4097)],
+    ] as const) {
+      for (const url of ['/v1/session/images', '/v1/session/image-links']) {
+        const session = await app.inject({
+          method: 'POST',
+          url,
+          headers: { ...json, 'x-incode-session-token': value },
+          payload: '{"images":["signature"]}',
+        })
+        t.equal(session.statusCode, 401, `${url}, token with ${what}: 401`)
+        t.equal(flaw(session, 'v1'), undefined, `${url}, token with ${what}: well-formed problem+json`)
+        t.equal(parseJson(session.body)?.code, 'TOKEN_INVALID', `${url}, token with ${what}: TOKEN_INVALID`)
+        t.notOk(session.body.includes(value), `${url}, token with ${what}: not echoed`)
+      }
+      for (const path of ['/omni/get/images', '/0/omni/get/images', '/omni/get/images/v2']) {
+        const dropIn = await app.inject({
+          method: 'POST',
+          url: path,
+          headers: { ...json, 'x-incode-hardware-id': value },
+          payload: '{"images":["signature"]}',
+        })
+        t.equal(dropIn.statusCode, 401, `${path}, token with ${what}: 401`)
+        t.equal(flaw(dropIn, 'dropin'), undefined, `${path}, token with ${what}: Incode's error body`)
+      }
+    }
+    t.equal(simulator.calls.length, before, 'no such token reaches upstream')
+    const longest = await app.inject({
       method: 'POST',
       url: '/v1/session/images',
-      headers: { ...json, 'x-incode-session-token': `${ctx.token}\u2603` },
+      headers: { ...json, 'x-incode-session-token': `${ctx.token}${'A'.repeat(4096 - ctx.token.length)}` },
       payload: '{"images":["signature"]}',
     })
-    t.equal(flaw(res, 'v1'), undefined, 'a token with a character above U+00FF: not a 5xx', {
-      todo: 'src: the token is forwarded unchecked; undici refuses it (UND_ERR_INVALID_ARG) and the answer is 502',
-    })
+    t.equal(flaw(longest, 'v1'), undefined, 'a token of exactly 4096 characters: well-formed')
+    t.not(
+      parseJson(longest.body)?.code,
+      'TOKEN_INVALID',
+      'a token of exactly 4096 characters is not refused here',
+    )
   })
 
   await t.test('malformed requests on a real socket', async (t) => {
