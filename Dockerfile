@@ -1,11 +1,12 @@
 # syntax=docker/dockerfile:1
-# Build stage: dev dependencies, TypeScript compile.
+# Build stage: dev dependencies, TypeScript compile, then the service bundled into dist/server.js.
 FROM node:24.21.0-bookworm-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
+COPY scripts/bundle.ts ./scripts/
 RUN npm run build
 
 # Runtime stage: production dependencies only, non-root.

@@ -12,12 +12,15 @@ import swagger from './plugins/external/swagger.js'
 import dropInRoutes from './routes/dropIn.js'
 import healthRoutes from './routes/health.js'
 import v1Routes from './routes/v1/index.js'
+import type { LazySchemaCompilers } from './schemaCompilers.js'
 import { sharedSchemas } from './schemas.js'
 
 export interface BuildOptions {
   /** Where log lines go (tests capture them); stdout by default. */
   logStream?: NodeJS.WritableStream
   overrides?: ServiceOverrides
+  /** Compile schemas on first use (server.ts warms them up after listening); eager by default. */
+  lazySchemas?: LazySchemaCompilers
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/
@@ -55,6 +58,7 @@ export function fastifyOptions(config: Config, options: BuildOptions = {}): Fast
       return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID()
     },
     bodyLimit: config.BODY_LIMIT_BYTES,
+    ...(options.lazySchemas ? { schemaController: { compilersFactory: options.lazySchemas.factory } } : {}),
     // Malformed URLs and over-long params are refused by Fastify before routing: answer them
     // through the one error handler's shapes too.
     frameworkErrors: (error, request, reply) => {

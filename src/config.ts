@@ -1,10 +1,12 @@
 import { Type, type Static } from '@sinclair/typebox'
-import envSchema from 'env-schema'
+import { ValueErrorType, type ValueError } from '@sinclair/typebox/errors'
+import { Value } from '@sinclair/typebox/value'
 import { parseApiKeys } from './auth/apiKeys.js'
 
 /**
- * Every setting the service reads, as one schema. The type is derived from it, validation and
- * defaults come from env-schema (Ajv with coercion), and `.env.example` plus the README table list
+ * Every setting the service reads, as one schema. The type is derived from it, validation,
+ * defaults and the conversion of strings come from TypeBox's own Value functions (no Ajv
+ * compile at start-up), and `.env.example` plus the README table list
  * the same names. Paths of the Incode endpoints are settings because several are unconfirmed.
  */
 const Ms = (def: number, description: string) => Type.Integer({ minimum: 1, default: def, description })
@@ -81,6 +83,20 @@ export const ConfigSchema = Type.Object({
     minimum: 100_000,
     default: 8_000_000,
     description: 'Planned size of one base64 upstream answer; kept under the 10 MB cap as a safety margin.',
+  }),
+  SPLIT_PLAN: Type.Union([Type.Literal('parallel'), Type.Literal('fewest-calls')], {
+    default: 'parallel',
+    description:
+      "How a base64 list too large for one call is split: 'parallel' packs it into as few calls as fit " +
+      'under a per-call size that lets them run side by side (its largest image, or its share of ' +
+      'FANOUT_CONCURRENCY calls, at most CHUNK_BUDGET_BYTES), so the answer takes about as long as its ' +
+      "slowest image; 'fewest-calls' fills every call up to CHUNK_BUDGET_BYTES. A list that fits is one call either way.",
+  }),
+  ANSWER_MEMORY_BYTES: Type.Integer({
+    minimum: 1_000_000,
+    default: 64_000_000,
+    description:
+      'Base64 answer bytes the whole service holds at once; further parts wait for room (bounds memory under load).',
   }),
   FANOUT_CONCURRENCY: Type.Integer({
     minimum: 1,
@@ -180,39 +196,57 @@ export class ConfigError extends Error {
   }
 }
 
-interface AjvError {
-  instancePath: string
-  keyword: string
-  message?: string
-  params: Record<string, unknown>
-}
-
-function describe(err: AjvError): string {
-  if (err.keyword === 'required') return `${String(err.params.missingProperty)}: is required`
-  const name = err.instancePath.replace(/^\//, '')
-  if (err.keyword === 'enum' || err.keyword === 'const') return `${name}: must be one of the allowed values`
-  return `${name}: ${err.message ?? 'is invalid'}`
+/** One line per problem, in words close to Ajv's (the ones operators have seen so far). */
+function describe(error: ValueError): { name: string; line: string } {
+  const name = error.path.replace(/^\//, '').split('/')[0] ?? ''
+  const schema = error.schema as Record<string, unknown>
+  const says = (what: string) => ({ name, line: `${name}: ${what}` })
+  switch (error.type) {
+    case ValueErrorType.ObjectRequiredProperty:
+      return says('is required')
+    case ValueErrorType.Union:
+    case ValueErrorType.Literal:
+      return says('must be one of the allowed values')
+    case ValueErrorType.Integer:
+      return says('must be integer')
+    case ValueErrorType.Number:
+      return says('must be number')
+    case ValueErrorType.Boolean:
+      return says('must be boolean (true or false)')
+    case ValueErrorType.StringPattern:
+      return says(`must match pattern "${String(schema.pattern)}"`)
+    case ValueErrorType.IntegerMinimum:
+    case ValueErrorType.NumberMinimum:
+      return says(`must be >= ${String(schema.minimum)}`)
+    case ValueErrorType.IntegerMaximum:
+    case ValueErrorType.NumberMaximum:
+      return says(`must be <= ${String(schema.maximum)}`)
+    case ValueErrorType.StringMinLength:
+      return says(`must NOT have fewer than ${String(schema.minLength)} characters`)
+    default:
+      return says(error.message.toLowerCase())
+  }
 }
 
 /** Reads and validates the configuration from `env` (process.env by default). Throws ConfigError. */
 export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
-  // Empty strings mean "unset", as in most .env tooling.
-  const data = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''))
-  let config: Config
-  try {
-    config = envSchema<Config>({ schema: structuredClone(ConfigSchema), data, env: false })
-  } catch (err) {
-    const ajvErrors = (err as { errors?: AjvError[] }).errors
-    if (!ajvErrors) throw err
-    // An invalid union member reports once per member plus the union itself: keep one line per setting.
-    const lines = [...new Set(ajvErrors.map(describe))]
+  // Empty strings mean "unset", as in most .env tooling; names the schema does not know are dropped.
+  const data: Record<string, unknown> = {}
+  for (const name of Object.keys(ConfigSchema.properties)) {
+    const value = env[name]
+    if (value !== undefined && value !== '') data[name] = value
+  }
+  const converted = Value.Convert(ConfigSchema, Value.Default(ConfigSchema, data))
+  if (!Value.Check(ConfigSchema, converted)) {
+    // Keep the first problem of each setting: a union reports once per member as well.
     const byName = new Map<string, string>()
-    for (const line of lines) {
-      const name = line.slice(0, line.indexOf(':'))
+    for (const error of Value.Errors(ConfigSchema, converted)) {
+      const { name, line } = describe(error)
       if (!byName.has(name)) byName.set(name, line)
     }
     throw new ConfigError([...byName.values()])
   }
+  const config = converted
   const problems: string[] = []
   if (config.INCODE_ADMIN_EMAIL !== undefined && config.INCODE_ADMIN_PASSWORD === undefined)
     problems.push('INCODE_ADMIN_PASSWORD: is required when INCODE_ADMIN_EMAIL is set')

@@ -1,6 +1,7 @@
 import closeWithGrace from 'close-with-grace'
 import { buildApp } from './app.js'
 import { ConfigError, loadConfig, type Config } from './config.js'
+import { LazySchemaCompilers } from './schemaCompilers.js'
 
 /** Process concerns only: config, listen, graceful close. */
 function readConfig(): Config {
@@ -17,7 +18,9 @@ function readConfig(): Config {
 }
 
 const config = readConfig()
-const app = await buildApp(config)
+// Schemas compile on first use, and in the background once listening: start-up stays short.
+const lazySchemas = new LazySchemaCompilers()
+const app = await buildApp(config, { lazySchemas })
 
 closeWithGrace({ delay: config.SHUTDOWN_GRACE_MS }, async ({ signal, err }) => {
   if (err) app.log.error({ err }, 'closing after an error')
@@ -28,3 +31,4 @@ closeWithGrace({ delay: config.SHUTDOWN_GRACE_MS }, async ({ signal, err }) => {
 await app.listen({ host: config.HOST, port: config.PORT })
 // Tells a parent process (tests, benchmarks) where the service listens.
 if (process.send) process.send({ listening: app.server.address() })
+await lazySchemas.warmUp()

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto'
+import { hash } from 'node:crypto'
 import { LRUCache } from 'lru-cache'
 import type { ImageType } from '../domain/imageTypes.js'
 import type { LinkEntry, NormalisedLinks } from '../domain/links.js'
@@ -56,12 +56,15 @@ interface InFlight {
 
 /** The cache scope of a caller's session token: a hash, so the token itself is never kept as a key. */
 export function scopeForToken(token: string): string {
-  return 'tok:' + createHash('sha256').update(token).digest('hex')
+  return 'tok:' + hash('sha256', token, 'hex')
 }
 
 function keyOf(scope: string, interviewId: string, type: ImageType): string {
-  // JSON keeps the parts unambiguous whatever characters an opaque scope holds.
-  return JSON.stringify([scope, interviewId, type])
+  // The parts are joined by a NUL, which none of them can hold (scopes are 'admin' or a hex hash,
+  // interview IDs are checked by the routes' schemas, types come from the fixed list); a part
+  // that did hold one is JSON-encoded instead, so keys stay unambiguous.
+  if (scope.includes('\0') || interviewId.includes('\0')) return JSON.stringify([scope, interviewId, type])
+  return `${scope}\0${interviewId}\0${type}`
 }
 
 function assertPositiveInteger(name: string, value: number): void {

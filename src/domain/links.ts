@@ -241,3 +241,45 @@ export function toIncodeLinksShape(
   }
   return shape
 }
+
+/**
+ * JSON of cached entries, worked out once per entry: the cache hands out the same frozen entry
+ * on every hit, so its text is kept beside it (weakly, so it goes when the entry does). Entries
+ * that are not frozen may still change and are serialised each time.
+ */
+const entryJson = new WeakMap<LinkEntry, string>()
+/** Keyed by entry, remembered with its type: Incode's shape names the type in the text. */
+const incodeEntryJson = new WeakMap<LinkEntry, { type: ImageType; json: string }>()
+
+/** `{"images":{type: entry…},"missing":[…]}` as text, the /v1 links answer. */
+export function linksAnswerJson(
+  entries: Iterable<[ImageType, LinkEntry]>,
+  missing: readonly ImageType[],
+): string {
+  let images = ''
+  for (const [type, entry] of entries) {
+    let json = entryJson.get(entry)
+    if (json === undefined) {
+      json = JSON.stringify(entry)
+      if (Object.isFrozen(entry)) entryJson.set(entry, json)
+    }
+    images += `${images === '' ? '' : ','}${JSON.stringify(type)}:${json}`
+  }
+  return `{"images":{${images}},"missing":${JSON.stringify(missing)}}`
+}
+
+/** Incode's own links answer shape (see toIncodeLinksShape) as text, for the drop-in paths. */
+export function incodeLinksAnswerJson(entries: Iterable<[ImageType, LinkEntry]>): string {
+  let body = ''
+  for (const [type, entry] of entries) {
+    // The shape of one entry is `"type":"url","type_prevAttempts":{…}`: the braces are trimmed off.
+    const known = incodeEntryJson.get(entry)
+    let json = known?.type === type ? known.json : undefined
+    if (json === undefined) {
+      json = JSON.stringify(toIncodeLinksShape([[type, entry]])).slice(1, -1)
+      if (Object.isFrozen(entry)) incodeEntryJson.set(entry, { type, json })
+    }
+    body += `${body === '' ? '' : ','}${json}`
+  }
+  return `{${body}}`
+}

@@ -41,6 +41,51 @@ export function planChunks(
   return chunks.map((chunk) => chunk.types.sort(byTypeOrder))
 }
 
+/**
+ * The per-call budget for a list that must be split anyway (it does not fit `budgetBytes`), sized
+ * so that its calls run side by side: no smaller than its largest type (which needs a call of its
+ * own anyway) nor than its share of `slots` parallel calls. A list that fits keeps `budgetBytes`
+ * and so one call, whose answer can be passed on untouched. Packing under it still uses as few calls as fit, but the answer then
+ * takes about as long as the slowest of them rather than as long as a full-budget call.
+ */
+export function parallelBudget(
+  types: readonly ImageType[],
+  estimate: (type: ImageType) => number,
+  budgetBytes: number,
+  slots: number,
+): number {
+  let largest = 0
+  let total = 0
+  for (const type of foldTypes(types)) {
+    const size = sanitise(estimate(type))
+    largest = Math.max(largest, size)
+    total += size
+  }
+  if (BRACES_BYTES + total <= budgetBytes) return budgetBytes
+  const share = Math.ceil(total / Math.max(1, slots))
+  return Math.min(budgetBytes, BRACES_BYTES + Math.max(largest, share))
+}
+
+export interface SplitPlanOptions {
+  budgetBytes: number
+  /** Calls one request may run at once. */
+  slots: number
+  plan: 'parallel' | 'fewest-calls'
+}
+
+/** The upstream calls for a list: planChunks under the plan's per-call budget. */
+export function planSplit(
+  types: readonly ImageType[],
+  estimate: (type: ImageType) => number,
+  options: SplitPlanOptions,
+): ImageType[][] {
+  const budget =
+    options.plan === 'parallel'
+      ? parallelBudget(types, estimate, options.budgetBytes, options.slots)
+      : options.budgetBytes
+  return planChunks(types, estimate, budget)
+}
+
 /** A NaN or negative estimate would corrupt the packing; treat it as "could be anything": huge. */
 function sanitise(size: number): number {
   return Number.isFinite(size) && size >= 0 ? size : Number.MAX_SAFE_INTEGER

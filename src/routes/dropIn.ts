@@ -4,7 +4,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify'
 import { scopeForToken } from '../cache/linkCache.js'
 import type { ScannedEntry } from '../domain/flatJson.js'
 import type { ImageType } from '../domain/imageTypes.js'
-import { toIncodeLinksShape } from '../domain/links.js'
+import { incodeLinksAnswerJson } from '../domain/links.js'
 import { foldTypes } from '../domain/requestedTypes.js'
 import { IncodeErrorRef, ImageTypeSchema } from '../schemas.js'
 import { lookupLinks } from '../services/linkLookup.js'
@@ -107,46 +107,57 @@ const dropInRoutes: FastifyPluginAsyncTypebox = async (app) => {
         const caller = tokenCaller(request)
         const types = foldTypes((request.body as DropInBody).images ?? [])
         const parts: Array<{ entries: ScannedEntry[]; requested: Set<string>; body: Buffer }> = []
-        const outcome = await splitFetch({
-          incode: app.incode,
-          estimator: app.sizeEstimator,
-          telemetry: app.telemetry,
-          budgetBytes: config.CHUNK_BUDGET_BYTES,
-          concurrency: config.FANOUT_CONCURRENCY,
-          endpoint,
-          caller,
-          types,
-          ctx: callContext(request, reply),
-          failFast: true,
-          zeroPath: zero,
-          onAnswer: (chunk, entries, body) => {
-            parts.push({ entries, requested: new Set(chunk), body })
-          },
-        })
-        noStore(reply).type('application/json')
-        const only = parts[0]
-        if (parts.length === 1 && outcome.upstreamCalls === 1 && only) {
-          // One call answered everything: pass Incode's answer on untouched.
-          return reply.send(only.body)
-        }
-        // Any part failing fails the whole answer (failFast), so here every part succeeded; all of
-        // them are held until then, as Incode's status line cannot be known before.
-        const pieces: Buffer[] = []
-        for (const part of parts) {
-          for (const entry of part.entries) {
-            if (!part.requested.has(entry.key)) continue
-            pieces.push(Buffer.from(`${pieces.length === 0 ? '{' : ','}${JSON.stringify(entry.key)}:`))
-            pieces.push(
-              entry.kind === 'string'
-                ? Buffer.concat([QUOTE, entry.raw, QUOTE])
-                : entry.kind === 'null'
-                  ? NULL
-                  : entry.raw,
-            )
+        const ctx = callContext(request, reply)
+        // Every part is held until the merged answer is sent: reserve the whole answer up front
+        // (reserving part by part while holding earlier parts could deadlock under load).
+        const estimated = types.reduce((sum, type) => sum + app.sizeEstimator.estimate(type), 0)
+        const release = await app.answerMemory.reserve(estimated, ctx)
+        try {
+          const outcome = await splitFetch({
+            incode: app.incode,
+            estimator: app.sizeEstimator,
+            telemetry: app.telemetry,
+            budgetBytes: config.CHUNK_BUDGET_BYTES,
+            concurrency: config.FANOUT_CONCURRENCY,
+            plan: config.SPLIT_PLAN,
+            endpoint,
+            caller,
+            types,
+            ctx,
+            failFast: true,
+            zeroPath: zero,
+            onAnswer: (chunk, entries, body) => {
+              parts.push({ entries, requested: new Set(chunk), body })
+            },
+          })
+          noStore(reply).type('application/json')
+          const only = parts[0]
+          if (parts.length === 1 && outcome.upstreamCalls === 1 && only) {
+            // One call answered everything: pass Incode's answer on untouched.
+            return reply.send(only.body)
           }
+          // Any part failing fails the whole answer (failFast), so here every part succeeded; all of
+          // them are held until then, as Incode's status line cannot be known before.
+          const pieces: Buffer[] = []
+          for (const part of parts) {
+            for (const entry of part.entries) {
+              if (!part.requested.has(entry.key)) continue
+              pieces.push(Buffer.from(`${pieces.length === 0 ? '{' : ','}${JSON.stringify(entry.key)}:`))
+              pieces.push(
+                entry.kind === 'string'
+                  ? Buffer.concat([QUOTE, entry.raw, QUOTE])
+                  : entry.kind === 'null'
+                    ? NULL
+                    : entry.raw,
+              )
+            }
+          }
+          pieces.push(Buffer.from(pieces.length === 0 ? '{}' : '}'))
+          return reply.send(Buffer.concat(pieces))
+        } finally {
+          // The answer is with the socket now (or nothing will be sent).
+          release()
         }
-        pieces.push(Buffer.from(pieces.length === 0 ? '{}' : '}'))
-        return reply.send(Buffer.concat(pieces))
       }
 
     app.post(
@@ -173,7 +184,11 @@ const dropInRoutes: FastifyPluginAsyncTypebox = async (app) => {
           requestId: request.id,
           zeroPath: zero,
         })
-        return noStore(reply).header('x-cache', resolved.status).send(toIncodeLinksShape(resolved.entries))
+        // Cached entries carry their text already: the answer is put together, not serialised.
+        return noStore(reply)
+          .header('x-cache', resolved.status)
+          .type('application/json; charset=utf-8')
+          .send(incodeLinksAnswerJson(resolved.entries))
       },
     )
 

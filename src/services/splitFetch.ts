@@ -1,11 +1,12 @@
 import pLimit from 'p-limit'
 import { type ScannedEntry, scanFlatJsonObject } from '../domain/flatJson.js'
 import type { ImageType } from '../domain/imageTypes.js'
-import { bisect, planChunks } from '../domain/planChunks.js'
+import { bisect, planSplit } from '../domain/planChunks.js'
 import type { SizeEstimator } from '../domain/sizeEstimator.js'
 import { AppError, ClientClosedError, UpstreamBadResponseError, UpstreamStatusError } from '../errors.js'
 import type { Metrics } from '../metrics.js'
 import type { Caller, CallContext, IncodeClient } from '../upstream/incode.js'
+import type { ByteBudget, Release } from './byteBudget.js'
 
 export interface TypeFailure {
   status: number
@@ -18,6 +19,14 @@ export interface SplitFetchOptions {
   estimator: SizeEstimator
   budgetBytes: number
   concurrency: number
+  /** 'parallel': size the calls so that they run side by side (see parallelBudget); default 'fewest-calls'. */
+  plan?: 'parallel' | 'fewest-calls'
+  /**
+   * Service-wide bound on answer bytes held: each part reserves its estimate before its call and
+   * releases it once `onAnswer` has handed the answer on. Leave it out when the caller holds
+   * every part until the end (it must then reserve the whole request's size itself).
+   */
+  memory?: ByteBudget
   endpoint: 'images' | 'secondIdImages'
   caller: Caller
   types: readonly ImageType[]
@@ -65,7 +74,11 @@ function toAppError(err: unknown): AppError {
 export async function splitFetch(options: SplitFetchOptions): Promise<SplitFetchOutcome> {
   const { incode, estimator, endpoint, caller, ctx } = options
   const estimate = (t: ImageType) => estimator.estimate(t)
-  const chunks = planChunks(options.types, estimate, options.budgetBytes)
+  const chunks = planSplit(options.types, estimate, {
+    budgetBytes: options.budgetBytes,
+    slots: options.concurrency,
+    plan: options.plan ?? 'fewest-calls',
+  })
   const limit = pLimit(options.concurrency)
   // One controller for all parts: a request-level failure (or the caller leaving) cancels the rest.
   const abort = new AbortController()
@@ -96,8 +109,14 @@ export async function splitFetch(options: SplitFetchOptions): Promise<SplitFetch
   /** One upstream call; returns the halves to retry when Incode refused it as too large. */
   const attempt = async (chunk: readonly ImageType[]): Promise<ImageType[][] | undefined> => {
     if (fatal !== undefined) return undefined
-    outcome.upstreamCalls++
+    let release: Release | undefined
     try {
+      if (options.memory) {
+        const bytes = chunk.reduce((sum, type) => sum + estimate(type), 0)
+        release = await options.memory.reserve(bytes, partCtx)
+        if (fatal !== undefined) return undefined
+      }
+      outcome.upstreamCalls++
       const answer = await incode.call(endpoint, caller, { images: chunk }, partCtx, {
         zeroPath: options.zeroPath === true,
       })
@@ -153,6 +172,8 @@ export async function splitFetch(options: SplitFetchOptions): Promise<SplitFetch
           : appErr,
       )
       return undefined
+    } finally {
+      release?.()
     }
   }
 

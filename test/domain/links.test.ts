@@ -2,9 +2,11 @@ import t from 'tap'
 import { IMAGE_TYPES } from '../../src/domain/imageTypes.js'
 import type { ImageType } from '../../src/domain/imageTypes.js'
 import {
+  incodeLinksAnswerJson,
   LINK_LIFETIME_MS,
   LinkAnswerError,
   linkExpiryMs,
+  linksAnswerJson,
   normaliseLinks,
   toIncodeLinksShape,
 } from '../../src/domain/links.js'
@@ -460,3 +462,57 @@ function sortKeys(value: Record<string, unknown>): Array<[string, unknown]> {
       typeof item === 'object' && item !== null ? sortKeys(item as Record<string, unknown>) : item,
     ])
 }
+
+t.test('answers put together from cached entries equal the serialised objects', async (t) => {
+  const entry = (n: number): LinkEntry =>
+    Object.freeze({
+      url: `https://s3.example/${n}?sig=${n}`,
+      expiresAt: '2026-11-25T21:00:00.000Z',
+      attempts: Object.freeze([
+        Object.freeze({
+          capturedAt: '2026-11-25T19:00:00.000Z',
+          url: `https://s3.example/${n}?sig=${n}`,
+          expiresAt: '2026-11-25T21:00:00.000Z',
+        }),
+        Object.freeze({
+          capturedAt: '2026-11-25T18:59:00.000Z',
+          url: `https://s3.example/old${n}`,
+          expiresAt: '2026-11-25T21:00:00.000Z',
+        }),
+      ]) as LinkEntry['attempts'],
+    })
+  const frozen = entry(1)
+  const loose: LinkEntry = {
+    url: 'https://s3.example/2',
+    expiresAt: '2026-11-25T21:00:00.000Z',
+    attempts: [],
+  }
+  const entries = new Map<ImageType, LinkEntry>([
+    ['selfie', frozen],
+    ['document', loose],
+  ])
+  const missing: ImageType[] = ['signature']
+  for (let round = 0; round < 2; round++) {
+    t.equal(
+      linksAnswerJson(entries, missing),
+      JSON.stringify({ images: Object.fromEntries(entries), missing }),
+      `/v1 answer, round ${round + 1} (the second from the remembered text)`,
+    )
+    t.equal(
+      incodeLinksAnswerJson(entries),
+      JSON.stringify(toIncodeLinksShape(entries)),
+      `Incode's shape, round ${round + 1}`,
+    )
+  }
+  // The same frozen entry under another type is written under that type, never the remembered one.
+  t.same(
+    JSON.parse(incodeLinksAnswerJson([['document', frozen]])),
+    toIncodeLinksShape([['document', frozen]]),
+    'the remembered text is tied to its type',
+  )
+  // An entry that is not frozen may change: its text is not remembered.
+  loose.url = 'https://s3.example/changed'
+  t.match(linksAnswerJson(entries, []), /changed/, 'a changed loose entry is written as it is now')
+  t.equal(linksAnswerJson([], []), '{"images":{},"missing":[]}', 'empty')
+  t.equal(incodeLinksAnswerJson([]), '{}', 'empty, Incode shape')
+})

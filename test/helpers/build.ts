@@ -2,6 +2,7 @@ import type { Writable } from 'node:stream'
 import type { FastifyInstance } from 'fastify'
 import type { Test } from 'tap'
 import { buildApp, type BuildOptions } from '../../src/app.js'
+import { LazySchemaCompilers } from '../../src/schemaCompilers.js'
 import { sha256Hex } from '../../src/auth/apiKeys.js'
 import { loadConfig, type Config } from '../../src/config.js'
 import { startSimulator, type Simulator, type SimulatorOptions } from '../../src/simulator/index.js'
@@ -53,7 +54,8 @@ export async function build(
       : { INCODE_ADMIN_EMAIL: simulator.adminEmail, INCODE_ADMIN_PASSWORD: simulator.adminPassword }),
     ...options.env,
   })
-  const buildOptions: BuildOptions = {}
+  // Schemas compile on first use, as in server.ts.
+  const buildOptions: BuildOptions = { lazySchemas: new LazySchemaCompilers() }
   if (options.logStream) buildOptions.logStream = options.logStream
   if (options.now) buildOptions.overrides = { now: options.now }
   const app = await buildApp(config, buildOptions)

@@ -1,6 +1,7 @@
 import t, { type Test } from 'tap'
 import { IMAGE_TYPES } from '../../src/domain/imageTypes.js'
-import { planChunks } from '../../src/domain/planChunks.js'
+import { planSplit } from '../../src/domain/planChunks.js'
+import type { Config } from '../../src/config.js'
 import { SizeEstimator } from '../../src/domain/sizeEstimator.js'
 import { SEEDED_INTERVIEW_IDS, type Simulator } from '../../src/simulator/index.js'
 import { partnerHeaders } from '../helpers/build.js'
@@ -65,9 +66,13 @@ async function abortMidway(
   )
 }
 
-function plannedChunks(budget: number): number {
+function plannedChunks(config: Config): number {
   const estimator = new SizeEstimator()
-  return planChunks(IMAGE_TYPES, (type) => estimator.estimate(type), budget).length
+  return planSplit(IMAGE_TYPES, (type) => estimator.estimate(type), {
+    budgetBytes: config.CHUNK_BUDGET_BYTES,
+    slots: config.FANOUT_CONCURRENCY,
+    plan: config.SPLIT_PLAN,
+  }).length
 }
 
 async function servesAfterwards(t: Test, url: string, simulator: Simulator) {
@@ -90,7 +95,7 @@ t.test('a caller aborting the /v1 images route cancels its upstream calls', asyn
   })
   // Log in first, so that only image calls are in flight when the caller leaves.
   await harness.app.adminTokens?.get({ deadlineAt: Date.now() + 5_000 })
-  const chunks = plannedChunks(harness.config.CHUNK_BUDGET_BYTES)
+  const chunks = plannedChunks(harness.config)
   t.ok(chunks >= 2, `the full session is planned as ${chunks} parallel calls`)
   await abortMidway(
     t,
@@ -110,7 +115,7 @@ t.test('a caller aborting a drop-in path cancels its upstream calls', async (t) 
     listen: true,
     simulator: { now: clock.now, faults: { extraLatencyMs: LATENCY_MS, endpoints: ['images'] } },
   })
-  const chunks = plannedChunks(harness.config.CHUNK_BUDGET_BYTES)
+  const chunks = plannedChunks(harness.config)
   await abortMidway(
     t,
     {

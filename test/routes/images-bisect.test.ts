@@ -24,9 +24,13 @@ function base64Size(simulator: Parameters<typeof sessionOf>[0], type: ImageType)
 t.test(
   'a lower Incode cap: planned chunks are refused, bisected, and every image still arrives',
   async (t) => {
-    // Every single image fits under 5 MB, but both planned chunks (about 8.9 and 5.6 MB) do not.
+    // Every single image fits under 5 MB, but both chunks planned as the fewest calls (about 8.9
+    // and 5.6 MB) do not.
     const cap = 5_000_000
-    const { app, simulator } = await buildForRoutes(t, { simulator: { responseCapBytes: cap } })
+    const { app, simulator } = await buildForRoutes(t, {
+      simulator: { responseCapBytes: cap },
+      env: { SPLIT_PLAN: 'fewest-calls' },
+    })
     const largest = Math.max(...IMAGE_TYPES.map((type) => base64Size(simulator, type)))
     t.ok(largest + 64 < cap, `the largest image (${largest} B) fits under the cap alone`)
 

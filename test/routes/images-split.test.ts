@@ -1,6 +1,6 @@
 import t from 'tap'
 import { IMAGE_TYPES, INCODE_RESPONSE_CAP_BYTES } from '../../src/domain/imageTypes.js'
-import { planChunks } from '../../src/domain/planChunks.js'
+import { planSplit } from '../../src/domain/planChunks.js'
 import { SizeEstimator } from '../../src/domain/sizeEstimator.js'
 import { SEEDED_INTERVIEW_IDS } from '../../src/simulator/index.js'
 import { partnerHeaders } from '../helpers/build.js'
@@ -52,7 +52,11 @@ t.test('the full session (> 10 MB as base64) comes back whole, split over parall
 
   const calls = simulator.callsTo('images')
   const estimator = new SizeEstimator()
-  const planned = planChunks(IMAGE_TYPES, (type) => estimator.estimate(type), app.config.CHUNK_BUDGET_BYTES)
+  const planned = planSplit(IMAGE_TYPES, (type) => estimator.estimate(type), {
+    budgetBytes: app.config.CHUNK_BUDGET_BYTES,
+    slots: app.config.FANOUT_CONCURRENCY,
+    plan: app.config.SPLIT_PLAN,
+  })
   t.ok(planned.length >= 2, `the plan has ${planned.length} chunks`)
   t.equal(calls.length, planned.length, 'one upstream call per planned chunk')
   t.ok(
@@ -116,4 +120,36 @@ t.test('an empty session: every type missing, still a 200 with no-store', async 
   t.equal(res.statusCode, 200, '200')
   t.equal(res.headers['cache-control'], 'no-store, private', 'no-store')
   t.same(res.json(), { images: {}, missing: ['selfie', 'document'], errors: {} }, 'all missing')
+})
+
+t.test('a small answer-memory budget: parts take turns, the answer still arrives whole', async (t) => {
+  // 2 MB is less than any two large parts together (and less than the largest image alone).
+  const { app, simulator } = await buildForRoutes(t, { env: { ANSWER_MEMORY_BYTES: '2000000' } })
+  const session = sessionOf(simulator, full)
+  const before = app.answerMemory.available()
+  const [v1, v1Again] = await Promise.all([
+    post(app, `/v1/sessions/${full}/images`, { images: IMAGE_TYPES }, partnerHeaders()),
+    post(app, `/v1/sessions/${full}/images`, { images: IMAGE_TYPES }, partnerHeaders()),
+  ])
+  for (const res of [v1, v1Again]) {
+    t.equal(res.statusCode, 200, '/v1: 200')
+    const body = res.json()
+    t.same(body.errors, {}, 'no errors')
+    assertMergedImages(t, body, IMAGE_TYPES, session.images, 'with a 2 MB budget')
+  }
+  const token = simulator.sessionToken(full)
+  const dropIn = await app.inject({
+    method: 'POST',
+    url: `/omni/get/images?id=${full}`,
+    headers: {
+      'content-type': 'application/json',
+      'x-incode-hardware-id': token,
+      'api-version': '1.0',
+      'x-api-key': 'any',
+    },
+    payload: { images: IMAGE_TYPES },
+  })
+  t.equal(dropIn.statusCode, 200, 'drop-in: 200 (it reserves the whole answer at once)')
+  t.same(Object.keys(dropIn.json()).sort(), [...IMAGE_TYPES].sort(), 'drop-in: every type')
+  t.equal(app.answerMemory.available(), before, 'every reservation was given back')
 })

@@ -9,6 +9,7 @@ import { Transport } from '../../upstream/transport.js'
 import { Readiness } from '../../readiness.js'
 import { Metrics } from '../../metrics.js'
 import type { LinkLookupDeps } from '../../services/linkLookup.js'
+import { ByteBudget } from '../../services/byteBudget.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -18,6 +19,8 @@ declare module 'fastify' {
     incode: IncodeClient
     linkCache: LinkCache
     sizeEstimator: SizeEstimator
+    /** Bounds the base64 answer bytes held across all requests. */
+    answerMemory: ByteBudget
     readiness: Readiness
     telemetry: Metrics
     /** The service's clock (tests inject a fake one). */
@@ -56,6 +59,7 @@ export default fp(
       }),
     )
     app.decorate('sizeEstimator', new SizeEstimator())
+    app.decorate('answerMemory', new ByteBudget(config.ANSWER_MEMORY_BYTES))
     app.decorate('telemetry', metrics)
     app.decorate('now', now ?? Date.now)
     app.decorate('linkDeps', {

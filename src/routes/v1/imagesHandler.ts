@@ -47,6 +47,9 @@ export async function serveImages(
       telemetry: app.telemetry,
       budgetBytes: app.config.CHUNK_BUDGET_BYTES,
       concurrency: app.config.FANOUT_CONCURRENCY,
+      plan: app.config.SPLIT_PLAN,
+      // Each part is written to the caller as it arrives, so it reserves memory only until then.
+      memory: app.answerMemory,
       endpoint,
       caller,
       types,

@@ -4,6 +4,7 @@ import type { FastifyRequest } from 'fastify'
 import { scopeForToken } from '../../cache/linkCache.js'
 import { scanFlatJsonObject } from '../../domain/flatJson.js'
 import type { ImageType } from '../../domain/imageTypes.js'
+import { linksAnswerJson } from '../../domain/links.js'
 import { foldTypes } from '../../domain/requestedTypes.js'
 import { AppError, UpstreamBadResponseError } from '../../errors.js'
 import type { Caller } from '../../upstream/incode.js'
@@ -146,10 +147,8 @@ const v1Routes: FastifyPluginAsyncTypebox = async (app) => {
       types: requested,
       requestId: request.id,
     })
-    return {
-      status: result.status,
-      body: { images: Object.fromEntries(result.entries), missing: result.missing },
-    }
+    // Cached entries carry their text already: the answer is put together, not serialised.
+    return { status: result.status, body: linksAnswerJson(result.entries, result.missing) }
   }
 
   app.post(
@@ -174,7 +173,10 @@ const v1Routes: FastifyPluginAsyncTypebox = async (app) => {
         interviewId,
         request.body.images,
       )
-      return noStore(reply).header('x-cache', result.status).send(result.body)
+      return noStore(reply)
+        .header('x-cache', result.status)
+        .type('application/json; charset=utf-8')
+        .send(result.body)
     },
   )
 
@@ -193,7 +195,10 @@ const v1Routes: FastifyPluginAsyncTypebox = async (app) => {
     async (request, reply) => {
       const caller = sessionCaller(request)
       const result = await serveLinks(request, caller, scopeForToken(caller.token), '', request.body.images)
-      return noStore(reply).header('x-cache', result.status).send(result.body)
+      return noStore(reply)
+        .header('x-cache', result.status)
+        .type('application/json; charset=utf-8')
+        .send(result.body)
     },
   )
 

@@ -1,0 +1,117 @@
+/**
+ * `npm run bench:profile -- [links|base64] [--seconds N]`: runs the simulator and the built service
+ * (`dist/server.js`) under `node --cpu-prof`, drives one scenario with autocannon on loopback, stops
+ * the service, and prints the functions with the most self time. The `.cpuprofile` it writes (path
+ * printed at the end) opens as a flame graph in Chrome DevTools or speedscope.
+ */
+import { mkdtempSync, readdirSync, readFileSync } from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { autocannon } from './lib/autocannon.js'
+import { freePort, startChild, stopAll, stopChild, waitForStatus } from './lib/procs.js'
+import {
+  DIST_SERVER,
+  FULL_INTERVIEW,
+  REPO_DIR,
+  serviceEnv,
+  serviceHeaders,
+  startSimulatorProcess,
+} from './lib/stack.js'
+
+interface ProfileNode {
+  id: number
+  callFrame: { functionName: string; url: string; lineNumber: number }
+  hitCount?: number
+  children?: number[]
+}
+
+const args = process.argv.slice(2)
+const scenario = args.find((a) => !a.startsWith('--')) ?? 'links'
+const secondsAt = args.indexOf('--seconds')
+const seconds = secondsAt >= 0 ? Number(args[secondsAt + 1]) : 10
+if (!['links', 'base64'].includes(scenario) || !(seconds > 0 && seconds <= 120)) {
+  console.error('usage: npm run bench:profile -- [links|base64] [--seconds 1..120]')
+  process.exit(2)
+}
+
+const LINK_TYPES = ['selfie', 'document', 'signature', 'fullFrameFrontID', 'fullFrameBackID']
+const ALL_TYPES = [
+  'selfie',
+  'document',
+  'croppedFace',
+  'signature',
+  'fullFrameFrontID',
+  'croppedFrontID',
+  'croppedBackID',
+  'croppedIDFace',
+  'fullFrameBackID',
+  'addressStatement',
+  'croppedSecondIDFace',
+  'croppedOriginalFrontID',
+  'croppedOriginalBackID',
+  'croppedAuthenticationSelfie',
+]
+
+async function main(): Promise<void> {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'gateway-profile-'))
+  const sim = await startSimulatorProcess({ fixedMs: 20, perMiBMs: 8 })
+  const port = await freePort()
+  const url = `http://127.0.0.1:${port}`
+  const service = startChild(
+    'service',
+    process.execPath,
+    ['--cpu-prof', '--cpu-prof-dir', dir, DIST_SERVER],
+    {
+      cwd: REPO_DIR,
+      env: serviceEnv(sim.url, port),
+    },
+  )
+  try {
+    await waitForStatus(`${url}/readyz`, { timeoutMs: 20_000, intervalMs: 10, child: service })
+    const target =
+      scenario === 'links'
+        ? { path: 'image-links', types: LINK_TYPES, connections: 50 }
+        : { path: 'images', types: ALL_TYPES, connections: 10 }
+    const options = {
+      url: `${url}/v1/sessions/${FULL_INTERVIEW}/${target.path}`,
+      method: 'POST' as const,
+      headers: serviceHeaders(),
+      body: JSON.stringify({ images: target.types }),
+      connections: target.connections,
+    }
+    await autocannon({ ...options, amount: 10 * options.connections })
+    const result = await autocannon({ ...options, durationSec: seconds })
+    console.log(
+      `${scenario}: ${result.rps.toFixed(0)} req/s, p50 ${result.latency.p50} ms, p99 ${result.latency.p99} ms, ` +
+        `${result.non2xx} non-2xx, ${result.errors} errors`,
+    )
+  } finally {
+    // SIGTERM: the service closes gracefully and node writes the profile on exit.
+    await stopChild(service, 10_000)
+    await stopAll()
+  }
+  const file = readdirSync(dir).find((f) => f.endsWith('.cpuprofile'))
+  if (!file) throw new Error('no .cpuprofile was written')
+  const profile = JSON.parse(readFileSync(path.join(dir, file), 'utf8')) as { nodes: ProfileNode[] }
+  const self = new Map<string, number>()
+  let total = 0
+  for (const node of profile.nodes) {
+    const hits = node.hitCount ?? 0
+    total += hits
+    const { functionName, url: where, lineNumber } = node.callFrame
+    const short = where.replace(/^file:\/\//, '').replace(REPO_DIR + '/', '')
+    const key = `${functionName || '(anonymous)'} ${short ? `${short}:${lineNumber + 1}` : ''}`.trim()
+    self.set(key, (self.get(key) ?? 0) + hits)
+  }
+  console.log(`\nself time, top 30 of ${total} samples:`)
+  for (const [key, hits] of [...self].sort((a, b) => b[1] - a[1]).slice(0, 30)) {
+    console.log(`${((100 * hits) / total).toFixed(1).padStart(5)}%  ${key}`)
+  }
+  console.log(`\nprofile: ${path.join(dir, file)}`)
+}
+
+main().catch(async (err: unknown) => {
+  console.error(err)
+  await stopAll()
+  process.exit(1)
+})
