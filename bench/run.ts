@@ -250,7 +250,7 @@ async function main(): Promise<number> {
       `Mode ${profile.name}, ${Math.round((Date.now() - startedAt) / 1000)} s, ${new Date(startedAt).toISOString()}; checkout at ${revision}.`,
       `Machine: ${machineLine(info)}.`,
       `Upstream: the Incode simulator (its own process), latency model fixed ${LATENCY.fixedMs} ms + ${LATENCY.perMiBMs} ms per MiB of answer on every image and link call, in every scenario.`,
-      `Service: \`node ${path.relative(REPO_DIR, serviceSetup.serverJs)}\`, NODE_ENV=production, LOG_LEVEL=warn, default settings (UPSTREAM_CONNECTIONS 32, FANOUT_CONCURRENCY 4, CHUNK_BUDGET_BYTES 8000000) but RATE_LIMIT_MAX=10000000${Object.entries(
+      `Service: \`node ${path.relative(REPO_DIR, serviceSetup.serverJs)}\` (the esbuild bundle \`npm run build\` writes), NODE_ENV=production, LOG_LEVEL=warn, default settings (UPSTREAM_CONNECTIONS 32, FANOUT_CONCURRENCY 4, CHUNK_BUDGET_BYTES 8000000, SPLIT_PLAN parallel, ANSWER_MEMORY_BYTES 64000000) but RATE_LIMIT_MAX=10000000${Object.entries(
         args.serviceEnv,
       )
         .map(([k, v]) => `, ${k}=${v}`)
