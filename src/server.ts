@@ -31,4 +31,5 @@ closeWithGrace({ delay: config.SHUTDOWN_GRACE_MS }, async ({ signal, err }) => {
 await app.listen({ host: config.HOST, port: config.PORT })
 // Tells a parent process (tests, benchmarks) where the service listens.
 if (process.send) process.send({ listening: app.server.address() })
-await lazySchemas.warmUp()
+// The rest of the schemas compile once start-up is over, between requests.
+setTimeout(() => void lazySchemas.warmUp(), 1_000).unref()

@@ -1,5 +1,5 @@
 import { Type } from '@sinclair/typebox'
-import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import type { FastifyPluginAsync } from 'fastify'
 import { ProblemRef } from '../schemas.js'
 
 const Status = Type.Object({ status: Type.String({ examples: ['ok'] }) })
@@ -11,8 +11,15 @@ const Readiness = Type.Object({
   ),
 })
 
-/** Cheap, unauthenticated probes for orchestrators and the container HEALTHCHECK. */
-const healthRoutes: FastifyPluginAsyncTypebox = async (app) => {
+/**
+ * Cheap, unauthenticated probes for orchestrators and the container HEALTHCHECK. They answer
+ * JSON text they build themselves: the schemas document them, but the first probe then does not
+ * wait for a serializer to compile (schemas compile on first use, see schemaCompilers.ts).
+ */
+const json = 'application/json; charset=utf-8'
+const OK = JSON.stringify({ status: 'ok' })
+
+const healthRoutes: FastifyPluginAsync = async (app) => {
   app.get(
     '/healthz',
     {
@@ -23,7 +30,7 @@ const healthRoutes: FastifyPluginAsyncTypebox = async (app) => {
       },
       logLevel: 'warn',
     },
-    () => ({ status: 'ok' }),
+    (_request, reply) => reply.type(json).send(OK),
   )
 
   app.get(
@@ -39,7 +46,10 @@ const healthRoutes: FastifyPluginAsyncTypebox = async (app) => {
     async (_request, reply) => {
       const checks = await app.readiness.check()
       const ok = Object.values(checks).every((c) => c.ok)
-      return reply.code(ok ? 200 : 503).send({ status: ok ? 'ready' : 'not-ready', checks })
+      return reply
+        .code(ok ? 200 : 503)
+        .type(json)
+        .send(JSON.stringify({ status: ok ? 'ready' : 'not-ready', checks }))
     },
   )
 }
