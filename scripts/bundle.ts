@@ -16,8 +16,8 @@ await build({
   target: 'node20',
   sourcemap: true,
   legalComments: 'linked',
-  // Serves its static files from its own package folder: loaded from node_modules at run time.
-  external: ['@fastify/swagger-ui'],
+  // Everything is bundled; Swagger UI's static files are still read from its package folder
+  // (src/plugins/external/swagger.ts finds them), so node_modules stays part of the install.
   // Bundled CommonJS packages call require(); give the ESM bundle one.
   banner: {
     js: "import { createRequire as __createRequire } from 'node:module';\nconst require = __createRequire(import.meta.url);",

@@ -298,7 +298,7 @@ t.test('docs, metrics and probes', async (t) => {
   const docs = await get(open.app, '/docs/json')
   t.equal(docs.statusCode, 200, '/docs/json is public by default')
   t.ok(parseJson(docs.body)?.openapi, '/docs/json is the OpenAPI document')
-  for (const url of ['/docs', '/docs/json', '/docs/static/index.html']) {
+  for (const url of ['/docs', '/docs/json', '/docs/static/index.html', '/docs/swagger-ui-bundle.js']) {
     assertProblem(t, await get(closed.app, url), 401, 'API_KEY_MISSING', `${url} closed, no key`)
     assertProblem(
       t,

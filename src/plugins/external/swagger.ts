@@ -1,3 +1,6 @@
+import { readFileSync } from 'node:fs'
+import { createRequire } from 'node:module'
+import path from 'node:path'
 import swagger from '@fastify/swagger'
 import swaggerUi from '@fastify/swagger-ui'
 import type { FastifyInstance } from 'fastify'
@@ -10,6 +13,19 @@ export const OPENAPI_INFO = {
     'Serves the images captured during Incode onboarding sessions. `/v1` routes split base64 fetches under ' +
     "Incode's 10 MB answer cap and cache temporary links; the `/omni/...` drop-in paths answer exactly as " +
     'Incode does, so existing Incode clients only change their base URL.',
+}
+
+/**
+ * Swagger UI's static files, found through module resolution rather than beside its code: the
+ * service is bundled into one file (scripts/bundle.ts), swagger-ui's code included, while its
+ * files stay in its package folder.
+ */
+function swaggerUiFiles(): { baseDir: string; logo: { type: string; content: Buffer } } {
+  const baseDir = path.join(
+    path.dirname(createRequire(import.meta.url).resolve('@fastify/swagger-ui')),
+    'static',
+  )
+  return { baseDir, logo: { type: 'image/svg+xml', content: readFileSync(path.join(baseDir, 'logo.svg')) } }
 }
 
 /** OpenAPI document generated from the routes' schemas, and Swagger UI at /docs. */
@@ -42,6 +58,7 @@ export default fp(
       routePrefix: '/docs',
       uiConfig: { tryItOutEnabled: true },
       staticCSP: true,
+      ...swaggerUiFiles(),
     })
   },
   { name: 'swagger' },
