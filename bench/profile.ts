@@ -7,7 +7,9 @@
 import { mkdtempSync, readdirSync, readFileSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
+import { IMAGE_TYPES } from '../src/domain/imageTypes.js'
 import { autocannon } from './lib/autocannon.js'
+import { LINK_TYPES } from './scenarios.js'
 import { freePort, startChild, stopAll, stopChild, waitForStatus } from './lib/procs.js'
 import {
   DIST_SERVER,
@@ -34,24 +36,6 @@ if (!['links', 'base64'].includes(scenario) || !(seconds > 0 && seconds <= 120))
   process.exit(2)
 }
 
-const LINK_TYPES = ['selfie', 'document', 'signature', 'fullFrameFrontID', 'fullFrameBackID']
-const ALL_TYPES = [
-  'selfie',
-  'document',
-  'croppedFace',
-  'signature',
-  'fullFrameFrontID',
-  'croppedFrontID',
-  'croppedBackID',
-  'croppedIDFace',
-  'fullFrameBackID',
-  'addressStatement',
-  'croppedSecondIDFace',
-  'croppedOriginalFrontID',
-  'croppedOriginalBackID',
-  'croppedAuthenticationSelfie',
-]
-
 async function main(): Promise<void> {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'gateway-profile-'))
   const sim = await startSimulatorProcess({ fixedMs: 20, perMiBMs: 8 })
@@ -71,7 +55,7 @@ async function main(): Promise<void> {
     const target =
       scenario === 'links'
         ? { path: 'image-links', types: LINK_TYPES, connections: 50 }
-        : { path: 'images', types: ALL_TYPES, connections: 10 }
+        : { path: 'images', types: IMAGE_TYPES, connections: 10 }
     const options = {
       url: `${url}/v1/sessions/${FULL_INTERVIEW}/${target.path}`,
       method: 'POST' as const,

@@ -4,7 +4,7 @@ import { once } from 'node:events'
 import type { AddressInfo } from 'node:net'
 import t from 'tap'
 import { startSimulator, SEEDED_INTERVIEW_IDS } from '../../src/simulator/index.js'
-import { PARTNER_KEY, TEST_API_KEYS } from '../helpers/build.js'
+import { PARTNER_KEY, serviceProcessEnv } from '../helpers/build.js'
 
 const BUNDLE = 'dist/server.js'
 
@@ -16,17 +16,7 @@ t.test(
     const simulator = await startSimulator({ port: 0 })
     t.teardown(() => simulator.close())
     const child = fork(BUNDLE, [], {
-      env: {
-        PATH: process.env.PATH ?? '',
-        NODE_ENV: 'production',
-        PORT: '0',
-        LOG_LEVEL: 'silent',
-        INCODE_BASE_URL: simulator.url,
-        INCODE_API_KEY: simulator.apiKey,
-        INCODE_ADMIN_EMAIL: simulator.adminEmail,
-        INCODE_ADMIN_PASSWORD: simulator.adminPassword,
-        API_KEYS: TEST_API_KEYS,
-      },
+      env: serviceProcessEnv(simulator, { NODE_ENV: 'production' }),
       stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
     })
     t.teardown(() => {

@@ -3,24 +3,14 @@ import { once } from 'node:events'
 import type { AddressInfo } from 'node:net'
 import t from 'tap'
 import { startSimulator, SEEDED_INTERVIEW_IDS } from '../../src/simulator/index.js'
-import { PARTNER_KEY, TEST_API_KEYS } from '../helpers/build.js'
+import { PARTNER_KEY, serviceProcessEnv } from '../helpers/build.js'
 
 t.test('SIGTERM: stop accepting, finish in-flight requests, exit 0', async (t) => {
   const simulator = await startSimulator({ port: 0, latency: { fixedMs: 1_500, perMiBMs: 0 } })
   t.teardown(() => simulator.close())
   const child = fork('src/server.ts', [], {
     execArgv: ['--import', 'tsx'],
-    env: {
-      PATH: process.env.PATH ?? '',
-      PORT: '0',
-      LOG_LEVEL: 'silent',
-      INCODE_BASE_URL: simulator.url,
-      INCODE_API_KEY: simulator.apiKey,
-      INCODE_ADMIN_EMAIL: simulator.adminEmail,
-      INCODE_ADMIN_PASSWORD: simulator.adminPassword,
-      API_KEYS: TEST_API_KEYS,
-      SHUTDOWN_GRACE_MS: '10000',
-    },
+    env: serviceProcessEnv(simulator, { SHUTDOWN_GRACE_MS: '10000' }),
     stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
   })
   t.teardown(() => {

@@ -73,3 +73,21 @@ export async function build(
 export function partnerHeaders(): Record<string, string> {
   return { 'content-type': 'application/json', 'x-api-key': PARTNER_KEY }
 }
+
+/** The environment of a service process (src/server.ts or the bundle) pointed at `simulator`. */
+export function serviceProcessEnv(
+  simulator: Simulator,
+  extra: Record<string, string> = {},
+): NodeJS.ProcessEnv {
+  return {
+    PATH: process.env.PATH ?? '',
+    PORT: '0',
+    LOG_LEVEL: 'silent',
+    INCODE_BASE_URL: simulator.url,
+    INCODE_API_KEY: simulator.apiKey,
+    INCODE_ADMIN_EMAIL: simulator.adminEmail,
+    INCODE_ADMIN_PASSWORD: simulator.adminPassword,
+    API_KEYS: TEST_API_KEYS,
+    ...extra,
+  }
+}
