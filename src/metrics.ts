@@ -44,7 +44,7 @@ export class Metrics {
   })
   readonly cacheLookups = new Counter({
     name: 'gateway_link_cache_requests_total',
-    help: 'Link requests by cache outcome (HIT, MISS, PARTIAL, STALE_WHILE_OPEN).',
+    help: 'Link requests by cache outcome (HIT, MISS, PARTIAL, HIT_WHILE_BREAKER_OPEN).',
     labelNames: ['result'] as const,
     registers: [this.registry],
   })

@@ -1,4 +1,4 @@
-import { createHash, timingSafeEqual } from 'node:crypto'
+import { hash, timingSafeEqual } from 'node:crypto'
 import { Type, type Static } from '@sinclair/typebox'
 import { Value } from '@sinclair/typebox/value'
 
@@ -43,8 +43,9 @@ export function parseApiKeys(json: string): { keys: ApiKeyEntry[]; problems: str
   return { keys: value, problems: [] }
 }
 
+/** SHA-256 of `value` as hex: how keys are configured, and how tokens are kept out of keys and logs. */
 export function sha256Hex(value: string): string {
-  return createHash('sha256').update(value).digest('hex')
+  return hash('sha256', value, 'hex')
 }
 
 /**
@@ -67,7 +68,7 @@ export class ApiKeyRing {
   }
 
   verify(presented: string): Partner | undefined {
-    const digest = createHash('sha256').update(presented).digest()
+    const digest = hash('sha256', presented, 'buffer')
     let found: Partner | undefined
     for (const entry of this.#entries) {
       if (timingSafeEqual(entry.digest, digest) && found === undefined) found = entry.partner

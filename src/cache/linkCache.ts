@@ -1,5 +1,5 @@
-import { hash } from 'node:crypto'
 import { LRUCache } from 'lru-cache'
+import { sha256Hex } from '../auth/apiKeys.js'
 import type { ImageType } from '../domain/imageTypes.js'
 import type { LinkEntry, NormalisedLinks } from '../domain/links.js'
 
@@ -56,7 +56,7 @@ interface InFlight {
 
 /** The cache scope of a caller's session token: a hash, so the token itself is never kept as a key. */
 export function scopeForToken(token: string): string {
-  return 'tok:' + hash('sha256', token, 'hex')
+  return 'tok:' + sha256Hex(token)
 }
 
 function keyOf(scope: string, interviewId: string, type: ImageType): string {

@@ -44,9 +44,10 @@ export function planChunks(
 /**
  * The per-call budget for a list that must be split anyway (it does not fit `budgetBytes`), sized
  * so that its calls run side by side: no smaller than its largest type (which needs a call of its
- * own anyway) nor than its share of `slots` parallel calls. A list that fits keeps `budgetBytes`
- * and so one call, whose answer can be passed on untouched. Packing under it still uses as few calls as fit, but the answer then
- * takes about as long as the slowest of them rather than as long as a full-budget call.
+ * own anyway) nor than its share of `slots` parallel calls. Packing under it still uses as few
+ * calls as fit, but the answer then takes about as long as the slowest of them rather than as
+ * long as a full-budget call. A list that fits keeps `budgetBytes`, and so one call, whose answer
+ * can be passed on untouched.
  */
 export function parallelBudget(
   types: readonly ImageType[],

@@ -55,6 +55,13 @@ export class SizeEstimator {
     return base64Bytes + entryOverhead(type)
   }
 
+  /** Expected bytes of an answer holding these types' entries (without its braces). */
+  estimateTotal(types: readonly ImageType[]): number {
+    let total = 0
+    for (const type of types) total += this.estimate(type)
+    return total
+  }
+
   /** Records the length of a base64 value really received for `type`. */
   observe(type: ImageType, base64Bytes: number): void {
     if (!Number.isFinite(base64Bytes) || base64Bytes < 0) {

@@ -51,6 +51,14 @@ export function sessionCaller(
   return interviewId === undefined ? { kind: 'token', token } : { kind: 'token', token, interviewId }
 }
 
+/**
+ * Sends JSON text the handler has put together itself (cached link entries, probes), bypassing
+ * the route's serializer; the route's schema still documents it.
+ */
+export function sendJsonText(reply: FastifyReply, text: string): FastifyReply {
+  return reply.type('application/json; charset=utf-8').send(text)
+}
+
 /** Headers on every answer that carries images or links: never stored by a shared cache. */
 export function noStore(reply: FastifyReply): FastifyReply {
   return reply.header('cache-control', 'no-store, private')

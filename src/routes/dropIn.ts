@@ -15,6 +15,7 @@ import {
   emptyBodyIsEmptyObject,
   INCODE_TOKEN_HEADER,
   noStore,
+  sendJsonText,
   sessionCaller,
 } from './context.js'
 
@@ -110,8 +111,7 @@ const dropInRoutes: FastifyPluginAsyncTypebox = async (app) => {
         const ctx = callContext(request, reply)
         // Every part is held until the merged answer is sent: reserve the whole answer up front
         // (reserving part by part while holding earlier parts could deadlock under load).
-        const estimated = types.reduce((sum, type) => sum + app.sizeEstimator.estimate(type), 0)
-        const release = await app.answerMemory.reserve(estimated, ctx)
+        const release = await app.answerMemory.reserve(app.sizeEstimator.estimateTotal(types), ctx)
         try {
           const outcome = await splitFetch({
             incode: app.incode,
@@ -185,10 +185,10 @@ const dropInRoutes: FastifyPluginAsyncTypebox = async (app) => {
           zeroPath: zero,
         })
         // Cached entries carry their text already: the answer is put together, not serialised.
-        return noStore(reply)
-          .header('x-cache', resolved.status)
-          .type('application/json; charset=utf-8')
-          .send(incodeLinksAnswerJson(resolved.entries))
+        return sendJsonText(
+          noStore(reply).header('x-cache', resolved.status),
+          incodeLinksAnswerJson(resolved.entries),
+        )
       },
     )
 

@@ -1,6 +1,7 @@
 import { Type } from '@sinclair/typebox'
 import type { FastifyPluginAsync } from 'fastify'
 import { ProblemRef } from '../schemas.js'
+import { sendJsonText } from './context.js'
 
 const Status = Type.Object({ status: Type.String({ examples: ['ok'] }) })
 const Readiness = Type.Object({
@@ -16,7 +17,6 @@ const Readiness = Type.Object({
  * JSON text they build themselves: the schemas document them, but the first probe then does not
  * wait for a serializer to compile (schemas compile on first use, see schemaCompilers.ts).
  */
-const json = 'application/json; charset=utf-8'
 const OK = JSON.stringify({ status: 'ok' })
 
 const healthRoutes: FastifyPluginAsync = async (app) => {
@@ -30,7 +30,7 @@ const healthRoutes: FastifyPluginAsync = async (app) => {
       },
       logLevel: 'warn',
     },
-    (_request, reply) => reply.type(json).send(OK),
+    (_request, reply) => sendJsonText(reply, OK),
   )
 
   app.get(
@@ -46,10 +46,10 @@ const healthRoutes: FastifyPluginAsync = async (app) => {
     async (_request, reply) => {
       const checks = await app.readiness.check()
       const ok = Object.values(checks).every((c) => c.ok)
-      return reply
-        .code(ok ? 200 : 503)
-        .type(json)
-        .send(JSON.stringify({ status: ok ? 'ready' : 'not-ready', checks }))
+      return sendJsonText(
+        reply.code(ok ? 200 : 503),
+        JSON.stringify({ status: ok ? 'ready' : 'not-ready', checks }),
+      )
     },
   )
 }

@@ -112,8 +112,7 @@ export async function splitFetch(options: SplitFetchOptions): Promise<SplitFetch
     let release: Release | undefined
     try {
       if (options.memory) {
-        const bytes = chunk.reduce((sum, type) => sum + estimate(type), 0)
-        release = await options.memory.reserve(bytes, partCtx)
+        release = await options.memory.reserve(estimator.estimateTotal(chunk), partCtx)
         if (fatal !== undefined) return undefined
       }
       outcome.upstreamCalls++

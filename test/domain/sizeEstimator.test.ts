@@ -153,3 +153,16 @@ void t.test('random sequences match a model: max of the last `window` observatio
   }
   t.end()
 })
+
+t.test('estimateTotal is the sum of the estimates, observed sizes included', async (t) => {
+  const estimator = new SizeEstimator()
+  estimator.observe('selfie', 123_456)
+  const types: ImageType[] = ['selfie', 'document', 'signature']
+  t.equal(
+    estimator.estimateTotal(types),
+    estimator.estimate('selfie') + estimator.estimate('document') + estimator.estimate('signature'),
+    'sum of three',
+  )
+  t.ok(estimator.estimate('selfie') >= 123_456, 'the observed size counts')
+  t.equal(estimator.estimateTotal([]), 0, 'nothing for no types')
+})

@@ -1,6 +1,6 @@
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
 import type { Test } from 'tap'
-import { sha256Hex, type Scope } from '../../src/auth/apiKeys.js'
+import { SCOPES, sha256Hex, type Scope } from '../../src/auth/apiKeys.js'
 import type { ImageType } from '../../src/domain/imageTypes.js'
 import { PARTNER_KEY } from '../helpers/build.js'
 import type { SimulatedSession, Simulator } from '../../src/simulator/index.js'
@@ -9,14 +9,7 @@ import type { SimulatedSession, Simulator } from '../../src/simulator/index.js'
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export type Json = any
 
-export const ALL_SCOPES: Scope[] = [
-  'images:read',
-  'links:read',
-  'cache:write',
-  'metrics:read',
-  'docs:read',
-  'incode:proxy',
-]
+export const ALL_SCOPES: Scope[] = [...SCOPES]
 
 /** One API_KEYS entry for `key` (only its hash is configured). */
 export function keyEntry(name: string, key: string, scopes: readonly Scope[]) {

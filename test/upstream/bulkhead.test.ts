@@ -3,7 +3,7 @@ import t, { type Test } from 'tap'
 import { ClientClosedError, OverloadedError } from '../../src/errors.js'
 import { Metrics } from '../../src/metrics.js'
 import { Transport } from '../../src/upstream/transport.js'
-import { inMs, metricValue, rejectionOf, startServer, testConfig } from './helpers.js'
+import { getRoot as get, metricValue, rejectionOf, startServer, testConfig } from './helpers.js'
 
 /** An upstream answering 200 after `delayMs`, recording the most requests it had at once. */
 async function slowUpstream(t: Test, delayMs: number) {
@@ -18,16 +18,6 @@ async function slowUpstream(t: Test, delayMs: number) {
     }, delayMs)
   })
   return { upstream, state }
-}
-
-function get(transport: Transport, options: { deadlineMs?: number; signal?: AbortSignal } = {}) {
-  return transport.request({
-    method: 'GET',
-    path: '/',
-    headers: {},
-    deadlineAt: inMs(options.deadlineMs ?? 10_000),
-    ...(options.signal ? { signal: options.signal } : {}),
-  })
 }
 
 void t.test('2 in flight and 1 waiting at most: a 4th call is refused at once', async (t) => {

@@ -2,6 +2,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo, Socket } from 'node:net'
 import type { Test } from 'tap'
 import { loadConfig, type Config } from '../../src/config.js'
+import type { Transport } from '../../src/upstream/transport.js'
 
 /** What prom-client's `metric.get()` resolves to, as far as these tests read it. */
 interface MetricReading {
@@ -64,6 +65,17 @@ export function testConfig(baseUrl: string, env: Record<string, string> = {}): C
 /** A deadline `ms` from now, on the Date.now() clock. */
 export function inMs(ms: number): number {
   return Date.now() + ms
+}
+
+/** `GET /` through the transport (its policy included), within `deadlineMs` (10 s by default). */
+export function getRoot(transport: Transport, options: { deadlineMs?: number; signal?: AbortSignal } = {}) {
+  return transport.request({
+    method: 'GET',
+    path: '/',
+    headers: {},
+    deadlineAt: inMs(options.deadlineMs ?? 10_000),
+    ...(options.signal ? { signal: options.signal } : {}),
+  })
 }
 
 /** Whether `req`'s connection closes (the client cancelled or dropped it) within `ms`. */

@@ -2,17 +2,7 @@ import t from 'tap'
 import { ClientClosedError, OverloadedError } from '../../src/errors.js'
 import { Metrics } from '../../src/metrics.js'
 import { Transport } from '../../src/upstream/transport.js'
-import { inMs, metricValue, rejectionOf, startServer, testConfig } from './helpers.js'
-
-function get(transport: Transport, options: { deadlineMs?: number; signal?: AbortSignal } = {}) {
-  return transport.request({
-    method: 'GET',
-    path: '/',
-    headers: {},
-    deadlineAt: inMs(options.deadlineMs ?? 10_000),
-    ...(options.signal ? { signal: options.signal } : {}),
-  })
-}
+import { getRoot as get, metricValue, rejectionOf, startServer, testConfig } from './helpers.js'
 
 void t.test('UPSTREAM_RATE_PER_SEC 5: ten calls are spaced over about two seconds', async (t) => {
   const arrivals: number[] = []

@@ -1,8 +1,8 @@
-import { createHash } from 'node:crypto'
 import rateLimit from '@fastify/rate-limit'
 import underPressure from '@fastify/under-pressure'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
+import { sha256Hex } from '../../auth/apiKeys.js'
 import { AppError, OverloadedError } from '../../errors.js'
 
 const CREDENTIAL_HEADERS = ['x-incode-session-token', 'x-incode-hardware-id'] as const
@@ -20,7 +20,7 @@ function callerKey(request: FastifyRequest): string {
   for (const header of CREDENTIAL_HEADERS) {
     const value = request.headers[header]
     if (typeof value === 'string' && value !== '') {
-      return `token:${createHash('sha256').update(value).digest('hex').slice(0, 32)}`
+      return `token:${sha256Hex(value).slice(0, 32)}`
     }
   }
   return `ip:${request.ip}`

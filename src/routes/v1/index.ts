@@ -1,6 +1,6 @@
 import { Type } from '@sinclair/typebox'
 import type { FastifyPluginAsyncTypebox, TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
-import type { FastifyRequest } from 'fastify'
+import type { FastifyReply, FastifyRequest } from 'fastify'
 import { scopeForToken } from '../../cache/linkCache.js'
 import { scanFlatJsonObject } from '../../domain/flatJson.js'
 import type { ImageType } from '../../domain/imageTypes.js'
@@ -9,7 +9,7 @@ import { foldTypes } from '../../domain/requestedTypes.js'
 import { AppError, UpstreamBadResponseError } from '../../errors.js'
 import type { Caller } from '../../upstream/incode.js'
 import { lookupLinks } from '../../services/linkLookup.js'
-import { callContext, emptyBodyIsEmptyObject, noStore, sessionCaller } from '../context.js'
+import { callContext, emptyBodyIsEmptyObject, noStore, sendJsonText, sessionCaller } from '../context.js'
 import { serveImages } from './imagesHandler.js'
 import {
   imagesBody,
@@ -135,6 +135,7 @@ const v1Routes: FastifyPluginAsyncTypebox = async (app) => {
   // ---- links --------------------------------------------------------------------------------
   const serveLinks = async (
     request: FastifyRequest,
+    reply: FastifyReply,
     caller: Caller,
     scope: string,
     interviewId: string,
@@ -148,7 +149,10 @@ const v1Routes: FastifyPluginAsyncTypebox = async (app) => {
       requestId: request.id,
     })
     // Cached entries carry their text already: the answer is put together, not serialised.
-    return { status: result.status, body: linksAnswerJson(result.entries, result.missing) }
+    return sendJsonText(
+      noStore(reply).header('x-cache', result.status),
+      linksAnswerJson(result.entries, result.missing),
+    )
   }
 
   app.post(
@@ -166,17 +170,7 @@ const v1Routes: FastifyPluginAsyncTypebox = async (app) => {
     },
     async (request, reply) => {
       const { interviewId } = request.params
-      const result = await serveLinks(
-        request,
-        adminCaller(interviewId),
-        'admin',
-        interviewId,
-        request.body.images,
-      )
-      return noStore(reply)
-        .header('x-cache', result.status)
-        .type('application/json; charset=utf-8')
-        .send(result.body)
+      return serveLinks(request, reply, adminCaller(interviewId), 'admin', interviewId, request.body.images)
     },
   )
 
@@ -194,11 +188,7 @@ const v1Routes: FastifyPluginAsyncTypebox = async (app) => {
     },
     async (request, reply) => {
       const caller = sessionCaller(request)
-      const result = await serveLinks(request, caller, scopeForToken(caller.token), '', request.body.images)
-      return noStore(reply)
-        .header('x-cache', result.status)
-        .type('application/json; charset=utf-8')
-        .send(result.body)
+      return serveLinks(request, reply, caller, scopeForToken(caller.token), '', request.body.images)
     },
   )
 
