@@ -131,7 +131,7 @@ export const ConfigSchema = Type.Object({
   API_KEYS: Type.String({
     default: '[]',
     description:
-      'Partner API keys, as JSON: [{"name","scopes":["images:read","links:read","cache:write","metrics:read","incode:proxy"],"sha256":"<hex of the key>"}]. Keys themselves are never configured, only their SHA-256.',
+      'Partner API keys, as JSON: [{"name","scopes":["images:read","links:read","cache:write","metrics:read","docs:read","incode:proxy"],"sha256":"<hex of the key>"}]. Keys themselves are never configured, only their SHA-256.',
   }),
   DROPIN_KEY_REQUIRED: Type.Boolean({
     default: false,

@@ -1,6 +1,7 @@
 import { spawnSync } from 'node:child_process'
+import { readFileSync } from 'node:fs'
 import t from 'tap'
-import { ConfigError, loadConfig } from '../src/config.js'
+import { ConfigError, ConfigSchema, loadConfig } from '../src/config.js'
 
 const minimal = { INCODE_BASE_URL: 'https://demo-api.incodesmile.com', INCODE_API_KEY: 'key' }
 
@@ -70,4 +71,13 @@ t.test('the server refuses to start without an upstream, exit 1, no stack trace'
   t.match(result.stderr, /INCODE_BASE_URL: is required/, 'names the missing upstream')
   t.match(result.stderr, /INCODE_API_KEY: is required/, 'names the missing key')
   t.notMatch(result.stderr, /\n\s+at /, 'no stack trace')
+})
+
+t.test('every setting is documented in .env.example and in the README table', async (t) => {
+  const envExample = readFileSync('.env.example', 'utf8')
+  const readme = readFileSync('README.md', 'utf8')
+  for (const name of Object.keys(ConfigSchema.properties)) {
+    t.match(envExample, new RegExp(`^#? ?${name}=`, 'm'), `.env.example sets ${name}`)
+    t.match(readme, new RegExp(`^\\|[^\\n]*\`${name}\``, 'm'), `the README table lists ${name}`)
+  }
 })
