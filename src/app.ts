@@ -95,6 +95,20 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     reply.header('x-request-id', request.id)
   })
 
+  // Graceful close: Node closes the connections that are idle when close() begins, but a
+  // keep-alive connection whose answer was still streaming then stays open after it, until the
+  // client's keep-alive timeout, and holds close() past the shutdown grace. While closing, each
+  // connection is closed as soon as its answer has been sent.
+  let closing = false
+  app.addHook('preClose', (done) => {
+    closing = true
+    done()
+  })
+  app.addHook('onResponse', (_request, _reply, done) => {
+    if (closing) setImmediate(() => app.server.closeIdleConnections())
+    done()
+  })
+
   await app.register(errors)
   await app.register(services, { config, ...(options.overrides ? { overrides: options.overrides } : {}) })
   await app.register(metrics)
