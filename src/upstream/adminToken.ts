@@ -1,4 +1,5 @@
 import type { Config } from '../config.js'
+import { jwtExpiryMs } from '../domain/tokenClaims.js'
 import {
   AppError,
   ClientClosedError,
@@ -23,18 +24,8 @@ interface CachedToken {
   refreshAt: number
 }
 
-/** The `exp` claim (seconds) of a JWT, in ms; undefined when the token is not a decodable JWT. */
-export function jwtExpiryMs(token: string): number | undefined {
-  const payload = token.split('.')[1]
-  if (payload === undefined || payload === '') return undefined
-  try {
-    const claims: unknown = JSON.parse(Buffer.from(payload, 'base64url').toString('utf8'))
-    const exp = (claims as { exp?: unknown } | null)?.exp
-    return typeof exp === 'number' && Number.isFinite(exp) ? exp * 1000 : undefined
-  } catch {
-    return undefined
-  }
-}
+// Reading a JWT's claims knows no I/O: it lives in the domain, re-exported for existing importers.
+export { jwtExpiryMs }
 
 /** Incode's error body when it is JSON, else its text. */
 export function parseUpstreamBody(body: Buffer): unknown {
