@@ -9,6 +9,9 @@ export const DEFAULT_SIMULATOR_PATHS: SimulatorPaths = {
   adminLogin: '/executive/log-in',
 }
 
+/** Every endpoint key, in `DEFAULT_SIMULATOR_PATHS` order. */
+export const PATH_KEYS = Object.keys(DEFAULT_SIMULATOR_PATHS) as Array<keyof SimulatorPaths>
+
 /** The endpoints that answer images (and also answer under `/0` + path). */
 export const IMAGE_ENDPOINTS = ['images', 'imageLinks', 'secondIdImages', 'concatenatedImages'] as const
 export type ImageEndpoint = (typeof IMAGE_ENDPOINTS)[number]
