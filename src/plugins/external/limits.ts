@@ -32,6 +32,9 @@ export default fp(
     const { config, telemetry: metrics } = app
     await app.register(underPressure, {
       maxEventLoopDelay: config.SHED_EVENT_LOOP_DELAY_MS,
+      // A sample in which the loop never turned reads as an infinite delay (under-pressure sheds
+      // then), so a stall of one sampling interval must already be past the threshold.
+      sampleInterval: Math.max(1_000, config.SHED_EVENT_LOOP_DELAY_MS),
       retryAfter: 1,
       pressureHandler: (_request, reply) => {
         metrics.shed.inc({ reason: 'event_loop' })
