@@ -1,5 +1,4 @@
 import jpeg from 'jpeg-js'
-import { encodeBaselineJpeg } from './jpegEncoder.js'
 
 /** Grid used to tile `count` pictures: as square as possible, filled row by row. */
 export function gridFor(count: number): { columns: number; rows: number } {
@@ -9,7 +8,7 @@ export function gridFor(count: number): { columns: number; rows: number } {
 
 /**
  * Decodes each JPEG (jpeg-js), tiles the pictures in a grid of equal cells (cell = largest width x largest
- * height, grey background) and encodes the result as one baseline JPEG.
+ * height, grey background) and encodes the result as one baseline JPEG (jpeg-js).
  */
 export function concatenateJpegs(parts: readonly Buffer[], quality = 80): Buffer {
   if (parts.length === 0) throw new Error('nothing to concatenate')
@@ -30,5 +29,5 @@ export function concatenateJpegs(parts: readonly Buffer[], quality = 80): Buffer
       data.set(p.data.subarray(from, from + p.width * 4), ((oy + y) * width + ox) * 4)
     }
   })
-  return encodeBaselineJpeg({ width, height, data }, quality)
+  return jpeg.encode({ width, height, data }, quality).data
 }

@@ -8,7 +8,7 @@ import {
   type ImageType,
 } from '../../src/domain/imageTypes.js'
 import { SEEDED_INTERVIEW_IDS, SEEDED_SESSIONS, type SimulatedAttempt } from '../../src/simulator/index.js'
-import { encodeBaselineJpeg } from '../../src/simulator/jpegEncoder.js'
+import { drawPicture, PICTURE_SIZES, seededJpeg, type PictureKind } from '../../src/simulator/jpeg.js'
 import { startSim } from './fixtures/helpers.js'
 
 const KB = 1024
@@ -139,29 +139,18 @@ void t.test('image data is deterministic per seed', async (t) => {
   )
 })
 
-void t.test('the JPEG encoder round-trips through jpeg-js with little error', (t) => {
-  for (const [width, height] of [
-    [64, 48],
-    [37, 23],
-    [160, 120],
-  ] as const) {
-    const data = new Uint8Array(width * height * 4)
-    for (let y = 0; y < height; y++) {
-      for (let x = 0; x < width; x++) {
-        const i = (y * width + x) * 4
-        data[i] = (x * 255) / width
-        data[i + 1] = (y * 255) / height
-        data[i + 2] = x < width / 2 ? 40 : 200
-        data[i + 3] = 255
-      }
-    }
-    const bytes = encodeBaselineJpeg({ width, height, data }, 90)
-    const decoded = jpeg.decode(bytes, { useTArray: true, formatAsRGBA: true })
-    t.same([decoded.width, decoded.height], [width, height], `${width}x${height}: the size survives`)
+void t.test('a seeded JPEG decodes back to its picture, padding and all', (t) => {
+  for (const kind of Object.keys(PICTURE_SIZES) as PictureKind[]) {
+    const picture = drawPicture(kind, 42, 1)
+    const bytes = seededJpeg(kind, 42, 1, 200 * KB)
+    t.equal(bytes.length, 200 * KB, `${kind}: padded to the target size`)
+    const decoded = jpeg.decode(bytes, { useTArray: true, formatAsRGBA: true, maxMemoryUsageInMB: 1024 })
+    t.same([decoded.width, decoded.height], [picture.width, picture.height], `${kind}: the size survives`)
     let error = 0
-    for (let i = 0; i < data.length; i++) if (i % 4 !== 3) error += Math.abs(decoded.data[i]! - data[i]!)
-    const mean = error / (width * height * 3)
-    t.ok(mean < 6, `${width}x${height}: mean absolute error ${mean.toFixed(2)} is small`)
+    for (let i = 0; i < picture.data.length; i++)
+      if (i % 4 !== 3) error += Math.abs(decoded.data[i]! - picture.data[i]!)
+    const mean = error / (picture.width * picture.height * 3)
+    t.ok(mean < 6, `${kind}: mean absolute error ${mean.toFixed(2)} is small`)
   }
   t.end()
 })
