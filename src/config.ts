@@ -72,7 +72,14 @@ export const ConfigSchema = Type.Object({
   UPSTREAM_CONNECT_TIMEOUT_MS: Ms(5_000, 'Connect timeout to Incode.'),
   UPSTREAM_HEADERS_TIMEOUT_MS: Ms(30_000, 'Time to wait for Incode response headers.'),
   UPSTREAM_BODY_TIMEOUT_MS: Ms(30_000, 'Longest pause between two pieces of an Incode response body.'),
-  REQUEST_DEADLINE_MS: Ms(45_000, 'Total time one incoming request may spend on upstream calls.'),
+  REQUEST_DEADLINE_MS: Ms(
+    45_000,
+    'Total time one incoming request may take: its upstream calls and writing its answer.',
+  ),
+  WRITE_STALL_MS: Ms(
+    10_000,
+    'An answer whose caller takes no byte of it for this long is cut, and the memory it held given back.',
+  ),
   UPSTREAM_MAX_RESPONSE_BYTES: Type.Integer({
     minimum: 1,
     default: 11_000_000,

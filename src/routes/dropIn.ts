@@ -9,6 +9,7 @@ import { foldTypes } from '../domain/requestedTypes.js'
 import { IncodeErrorRef, ImageTypeSchema } from '../schemas.js'
 import { lookupLinks } from '../services/linkLookup.js'
 import { splitFetch } from '../services/splitFetch.js'
+import { watchedAnswer } from '../services/writeWatch.js'
 import type { Caller, IncodeEndpoint } from '../upstream/incode.js'
 import {
   callContext,
@@ -110,8 +111,18 @@ const dropInRoutes: FastifyPluginAsyncTypebox = async (app) => {
         const parts: Array<{ entries: ScannedEntry[]; requested: Set<string>; body: Buffer }> = []
         const ctx = callContext(request, reply)
         // Every part is held until the merged answer is sent: reserve the whole answer up front
-        // (reserving part by part while holding earlier parts could deadlock under load).
+        // (reserving part by part while holding earlier parts could deadlock under load), and keep
+        // it until the socket has taken the answer's last byte (or the answer is cut).
         const release = await app.answerMemory.reserve(app.sizeEstimator.estimateTotal(types), ctx)
+        let handedOn = false
+        const send = (body: Buffer) => {
+          const answer = watchedAnswer(reply, ctx.deadlineAt)
+          answer.hold(release)
+          handedOn = true
+          answer.add(body)
+          answer.end()
+          return reply.header('content-length', body.length).send(answer)
+        }
         try {
           const outcome = await splitFetch({
             incode: app.incode,
@@ -134,7 +145,7 @@ const dropInRoutes: FastifyPluginAsyncTypebox = async (app) => {
           const only = parts[0]
           if (parts.length === 1 && outcome.upstreamCalls === 1 && only) {
             // One call answered everything: pass Incode's answer on untouched.
-            return reply.send(only.body)
+            return send(only.body)
           }
           // Any part failing fails the whole answer (failFast), so here every part succeeded; all of
           // them are held until then, as Incode's status line cannot be known before.
@@ -153,10 +164,10 @@ const dropInRoutes: FastifyPluginAsyncTypebox = async (app) => {
             }
           }
           pieces.push(Buffer.from(pieces.length === 0 ? '{}' : '}'))
-          return reply.send(Buffer.concat(pieces))
+          return send(Buffer.concat(pieces))
         } finally {
-          // The answer is with the socket now (or nothing will be sent).
-          release()
+          // Nothing will be sent (an error answer is small): the memory is not needed any more.
+          if (!handedOn) release()
         }
       }
 

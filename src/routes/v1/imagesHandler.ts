@@ -1,10 +1,9 @@
-import { once } from 'node:events'
-import { PassThrough } from 'node:stream'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { ImageType } from '../../domain/imageTypes.js'
 import { classifyChunk, MergedImagesWriter } from '../../domain/imagesMerge.js'
 import { foldTypes } from '../../domain/requestedTypes.js'
 import { splitFetch, type TypeFailure } from '../../services/splitFetch.js'
+import { type AnswerBody, watchedAnswer } from '../../services/writeWatch.js'
 import type { Caller } from '../../upstream/incode.js'
 import { callContext, noStore } from '../context.js'
 
@@ -24,20 +23,17 @@ export async function serveImages(
   const app = request.server
   const types = foldTypes(requested)
   const ctx = callContext(request, reply)
-  let out: PassThrough | undefined
+  let out: AnswerBody | undefined
   const missing: ImageType[] = []
 
-  const start = (): PassThrough => {
+  const start = (): AnswerBody => {
     if (out) return out
-    out = new PassThrough()
+    out = watchedAnswer(reply, ctx.deadlineAt)
     noStore(reply).type('application/json')
     void reply.send(out)
     return out
   }
-  const writer = new MergedImagesWriter((chunk) => {
-    const stream = start()
-    if (!stream.destroyed) stream.write(chunk)
-  })
+  const writer = new MergedImagesWriter((chunk) => start().add(chunk))
 
   let outcome
   try {
@@ -48,7 +44,8 @@ export async function serveImages(
       budgetBytes: app.config.CHUNK_BUDGET_BYTES,
       concurrency: app.config.FANOUT_CONCURRENCY,
       plan: app.config.SPLIT_PLAN,
-      // Each part is written to the caller as it arrives, so it reserves memory only until then.
+      // Each part is written to the caller as it arrives, so it reserves memory only until the
+      // caller's socket has taken it (onAnswer waits for that).
       memory: app.answerMemory,
       endpoint,
       caller,
@@ -59,8 +56,9 @@ export async function serveImages(
         const classified = classifyChunk(chunk, entries)
         missing.push(...classified.missing)
         for (const image of classified.images) writer.addImage(image.type, image.json)
-        // Backpressure: a slow caller holds at most one part's worth per in-flight call.
-        if (out?.writableNeedDrain) await once(out, 'drain', { signal: ctx.signal })
+        // The part's memory stays reserved until the socket has taken its bytes; a caller that
+        // stops reading is cut by the watch (after WRITE_STALL_MS), which ends this wait.
+        if (out) await out.written()
       },
     })
   } catch (err) {
