@@ -128,10 +128,15 @@ export class IncodeEndpoints {
       if (!IMAGE_TYPE_INFO[type].linkable) continue
       const attempts = session.images[type]
       if (!attempts || attempts.length === 0) continue
-      const urls = attempts.map((a) => linkFor(this.state, session.interviewId, type, a.capturedAt, signedAt))
-      out[type] = urls[urls.length - 1]
+      // Newest first, as in Incode's guide: the first key is the latest capture, with the link of `type`.
+      // (Capture times in ms are past 2^32, so they are not array indices and keep this order in JSON.)
+      const newestFirst = [...attempts].sort((a, b) => b.capturedAt - a.capturedAt)
+      const urls = newestFirst.map((a) =>
+        linkFor(this.state, session.interviewId, type, a.capturedAt, signedAt),
+      )
+      out[type] = urls[0]
       out[`${type}_prevAttempts`] = Object.fromEntries(
-        attempts.map((a, i) => [String(a.capturedAt), urls[i]]),
+        newestFirst.map((a, i) => [String(a.capturedAt), urls[i]]),
       )
     }
     const answer = jsonAnswer(out)

@@ -26,10 +26,11 @@ void t.test('links: latest URL, every attempt keyed by capture ms, cropped types
     )
     const prev = reply.json[`${type}_prevAttempts`]
     t.same(
-      Object.keys(prev).sort(),
-      attempts.map((a) => String(a.capturedAt)).sort(),
-      `${type}_prevAttempts keys are the capture times in ms`,
+      Object.keys(prev),
+      attempts.map((a) => String(a.capturedAt)).sort((a, b) => Number(b) - Number(a)),
+      `${type}_prevAttempts keys are the capture times in ms, latest first (as Incode's guide shows)`,
     )
+    t.equal(Object.values(prev)[0], latest, `${type}: the first attempt listed is the latest, with its URL`)
     t.equal(
       prev[String(attempts.at(-1)!.capturedAt)],
       latest,
