@@ -3,8 +3,12 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import type { Config } from './config.js'
 import auth from './plugins/app/auth.js'
+import bodies from './plugins/app/bodies.js'
+import { clientErrorHandler } from './plugins/app/clientError.js'
 import errors, { sendError } from './plugins/app/errors.js'
+import { frameworkAnswer } from './plugins/app/frameworkErrors.js'
 import metrics from './plugins/app/metrics.js'
+import notFound from './plugins/app/notFound.js'
 import services, { type ServiceOverrides } from './plugins/app/services.js'
 import limits from './plugins/external/limits.js'
 import security from './plugins/external/security.js'
@@ -62,14 +66,10 @@ export function fastifyOptions(config: Config, options: BuildOptions = {}): Fast
     // Malformed URLs and over-long params are refused by Fastify before routing: answer them
     // through the one error handler's shapes too.
     frameworkErrors: (error, request, reply) => {
-      const status = typeof error.statusCode === 'number' && error.statusCode >= 400 ? error.statusCode : 400
-      const code = error.code.replace(/^FST_ERR_/, '')
-      void sendError(request, reply, {
-        status,
-        code,
-        detail: error.message,
-      })
+      void sendError(request, reply, frameworkAnswer(error, request))
     },
+    // Requests Node's HTTP parser refuses (a 100k-character URL): problem+json too.
+    clientErrorHandler,
     // Incode's error bodies and ours are small; a slow client must not hold a socket forever.
     requestTimeout: config.REQUEST_DEADLINE_MS + 15_000,
     ajv: {
@@ -110,6 +110,8 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   })
 
   await app.register(errors)
+  await app.register(notFound)
+  await app.register(bodies)
   await app.register(services, { config, ...(options.overrides ? { overrides: options.overrides } : {}) })
   await app.register(metrics)
   // Security headers first, so that every answer carries them, refusals by auth included.

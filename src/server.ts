@@ -1,6 +1,7 @@
 import closeWithGrace from 'close-with-grace'
 import { buildApp } from './app.js'
 import { ConfigError, loadConfig, type Config } from './config.js'
+import { loadEnvFileIfPresent } from './envFile.js'
 import { LazySchemaCompilers } from './schemaCompilers.js'
 
 /** Process concerns only: config, listen, graceful close. */
@@ -17,10 +18,13 @@ function readConfig(): Config {
   }
 }
 
+// Settings from .env when present; the real environment wins over it.
+const envFileRead = loadEnvFileIfPresent()
 const config = readConfig()
 // Schemas compile on first use, and in the background once listening: start-up stays short.
 const lazySchemas = new LazySchemaCompilers()
 const app = await buildApp(config, { lazySchemas })
+if (envFileRead) app.log.info('settings read from .env (the environment wins over it)')
 
 closeWithGrace({ delay: config.SHUTDOWN_GRACE_MS }, async ({ signal, err }) => {
   if (err) app.log.error({ err }, 'closing after an error')

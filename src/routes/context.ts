@@ -1,5 +1,6 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { UnauthorizedError } from '../errors.js'
+import { parseJsonBody } from '../plugins/app/bodies.js'
 import type { Caller, CallContext } from '../upstream/incode.js'
 
 export const SESSION_TOKEN_HEADER = 'x-incode-session-token'
@@ -70,7 +71,8 @@ export function noStore(reply: FastifyReply): FastifyReply {
  * or JSON parsing. Call it on a plugin scope holding only such routes.
  */
 export function emptyBodyIsEmptyObject(scope: FastifyInstance): void {
-  const parseJson = scope.getDefaultJsonParser('error', 'error')
+  const parseJson = parseJsonBody(scope)
+  scope.removeContentTypeParser('application/json')
   scope.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
     const text = typeof body === 'string' ? body : body.toString('utf8')
     if (text.trim() === '') done(null, {})

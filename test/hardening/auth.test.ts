@@ -539,7 +539,7 @@ t.test('body limit and strict schemas', async (t) => {
       payload: oversize,
     }),
     413,
-    'CTP_BODY_TOO_LARGE',
+    'BODY_TOO_LARGE',
     'a body over BODY_LIMIT_BYTES on /v1',
   )
   assertProblem(

@@ -3,6 +3,7 @@ import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from
 import fp from 'fastify-plugin'
 import { AppError, UpstreamStatusError } from '../../errors.js'
 import type { IncodeErrorBody, Problem } from '../../schemas.js'
+import { frameworkAnswer } from './frameworkErrors.js'
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -40,9 +41,7 @@ function classify(err: FastifyError | AppError | Error, request: FastifyRequest)
     }
   }
   const status = typeof fe.statusCode === 'number' && fe.statusCode >= 400 ? fe.statusCode : 500
-  if (status < 500) {
-    return { status, code: fe.code ? fe.code.replace(/^FST_ERR_/, '') : 'BAD_REQUEST', detail: fe.message }
-  }
+  if (status < 500) return frameworkAnswer(fe, request)
   request.log.error({ err }, 'unhandled error')
   return { status: 500, code: 'INTERNAL', detail: 'Internal error' }
 }
@@ -71,7 +70,7 @@ export function incodeErrorBody(status: number, message: string, path: string): 
   return { timestamp: Date.now(), status, error: STATUS_CODES[status] ?? 'Error', message, path }
 }
 
-function isDropIn(request: FastifyRequest): boolean {
+export function isDropIn(request: FastifyRequest): boolean {
   // routeOptions is absent for requests Fastify refuses before routing (frameworkErrors).
   return request.routeOptions?.config?.dropIn === true || INCODE_PREFIX.test(request.url)
 }
@@ -86,7 +85,7 @@ export function sendError(request: FastifyRequest, reply: FastifyReply, answer: 
     .send(incodeErrorBody(answer.status, answer.detail, path))
 }
 
-/** The one error handler and the one not-found handler of the service. */
+/** The one error handler of the service (requests no route takes: notFound.ts). */
 export default fp(
   function errorsPlugin(app: FastifyInstance) {
     app.setErrorHandler((err: FastifyError | AppError, request, reply) => {
@@ -109,12 +108,6 @@ export default fp(
         return reply.code(err.upstreamStatus).type('application/json').send(err.upstreamBody)
       }
       return sendError(request, reply, classify(err, request))
-    })
-
-    app.setNotFoundHandler((request, reply) => {
-      const path = request.url.split('?')[0] ?? request.url
-      const detail = isDropIn(request) ? 'Not Found' : `No route ${request.method} ${path}`
-      return sendError(request, reply, { status: 404, code: 'NOT_FOUND', detail })
     })
   },
   { name: 'errors' },
