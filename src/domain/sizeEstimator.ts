@@ -23,11 +23,17 @@ function entryOverhead(type: ImageType): number {
  * not their mean: an under-estimate costs a 502 and a retry of the whole chunk, an over-estimate
  * only an extra (parallel) upstream call. The window lets the estimate come down again when
  * images get smaller (e.g. a capture setting changed), while staying high for a while.
+ *
+ * A type refused alone as too large is marked (markTooLarge) rather than observed: the mark is
+ * a guess, not a size, so the next real observation of that type replaces it. One bad spell of
+ * refusals thus costs at most one call of its own per marked type, not a window of poisoned plans.
  */
 export class SizeEstimator {
   readonly #defaults = new Map<ImageType, number>()
   readonly #window: number
   readonly #observed = new Map<ImageType, { sizes: number[]; next: number }>()
+  /** Types refused alone as too large, with the size assumed for them until really observed. */
+  readonly #tooLarge = new Map<ImageType, number>()
 
   constructor(options: SizeEstimatorOptions = {}) {
     const window = options.window ?? DEFAULT_WINDOW
@@ -52,6 +58,8 @@ export class SizeEstimator {
       base64Bytes = 0
       for (const size of observed.sizes) if (size > base64Bytes) base64Bytes = size
     }
+    const marked = this.#tooLarge.get(type)
+    if (marked !== undefined && marked > base64Bytes) base64Bytes = marked
     return base64Bytes + entryOverhead(type)
   }
 
@@ -62,11 +70,12 @@ export class SizeEstimator {
     return total
   }
 
-  /** Records the length of a base64 value really received for `type`. */
+  /** Records the length of a base64 value really received for `type`; it replaces a too-large mark. */
   observe(type: ImageType, base64Bytes: number): void {
     if (!Number.isFinite(base64Bytes) || base64Bytes < 0) {
       throw new RangeError(`observed size of ${type} must be a non-negative number, got ${base64Bytes}`)
     }
+    this.#tooLarge.delete(type)
     const observed = this.#observed.get(type)
     if (!observed) {
       this.#observed.set(type, { sizes: [base64Bytes], next: 1 % this.#window })
@@ -75,5 +84,21 @@ export class SizeEstimator {
     // Ring buffer: overwrite the oldest observation once the window is full.
     observed.sizes[observed.next] = base64Bytes
     observed.next = (observed.next + 1) % this.#window
+  }
+
+  /**
+   * Incode refused `type` alone as too large: plan it at least `base64Bytes` (so that it gets a
+   * call of its own) until a real size of it is observed.
+   */
+  markTooLarge(type: ImageType, base64Bytes: number): void {
+    if (!Number.isFinite(base64Bytes) || base64Bytes < 0) {
+      throw new RangeError(`too-large mark of ${type} must be a non-negative number, got ${base64Bytes}`)
+    }
+    this.#tooLarge.set(type, base64Bytes)
+  }
+
+  /** Whether `type` carries a too-large mark (for tests and diagnostics). */
+  isMarkedTooLarge(type: ImageType): boolean {
+    return this.#tooLarge.has(type)
   }
 }

@@ -166,3 +166,25 @@ t.test('estimateTotal is the sum of the estimates, observed sizes included', asy
   t.ok(estimator.estimate('selfie') >= 123_456, 'the observed size counts')
   t.equal(estimator.estimateTotal([]), 0, 'nothing for no types')
 })
+
+void t.test('a too-large mark raises the estimate until a real size replaces it', (t) => {
+  const estimator = new SizeEstimator()
+  const base = estimator.estimate('selfie')
+  estimator.markTooLarge('selfie', 8_000_000)
+  t.ok(estimator.isMarkedTooLarge('selfie'), 'marked')
+  t.equal(estimator.estimate('selfie'), entryBytes('selfie', 8_000_000), 'planned at the marked size')
+  estimator.observe('selfie', 1000)
+  t.notOk(estimator.isMarkedTooLarge('selfie'), 'a real observation clears the mark')
+  t.equal(estimator.estimate('selfie'), entryBytes('selfie', 1000), 'and its size is the estimate')
+  t.ok(estimator.estimate('selfie') < base, 'the mark left nothing behind')
+  t.throws(() => estimator.markTooLarge('selfie', -1), RangeError, 'a negative mark is refused')
+  t.end()
+})
+
+void t.test('a mark below what was observed does not lower the estimate', (t) => {
+  const estimator = new SizeEstimator()
+  estimator.observe('document', 5_000_000)
+  estimator.markTooLarge('document', 10)
+  t.equal(estimator.estimate('document'), entryBytes('document', 5_000_000), 'the larger observation stays')
+  t.end()
+})
