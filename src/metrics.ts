@@ -54,7 +54,8 @@ export class Metrics {
   readonly coalescedWaits: Gauge
   readonly breakerState = new Gauge({
     name: 'gateway_upstream_breaker_state',
-    help: 'Circuit breaker on Incode: 0 closed, 1 half-open, 2 open.',
+    help: 'Circuit breaker per Incode endpoint: 0 closed, 1 half-open, 2 open.',
+    labelNames: ['endpoint'] as const,
     registers: [this.registry],
   })
   readonly adminTokenRefreshes = new Counter({

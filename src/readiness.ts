@@ -9,10 +9,16 @@ export interface Check {
 const PROBE_TIMEOUT_MS = 2_000
 const CACHE_MS = 5_000
 
+/** The image endpoints whose breakers readiness reports, the base64 one deciding. */
+const IMAGE_ENDPOINTS = ['images', 'imageLinks', 'secondIdImages', 'concatenatedImages'] as const
+
 /**
- * Readiness: Incode answers at all (any HTTP status counts: it is reachable), and the admin token
- * can be had when credentials are configured. Results are kept a few seconds so that frequent
- * probes stay cheap and never multiply upstream calls.
+ * Readiness: Incode answers at all (any HTTP status counts: it is reachable), the base64 image
+ * endpoint's breaker is not open (the other image endpoints' open breakers are named in the
+ * detail; cached links are still served), and the admin token can be had when credentials are
+ * configured. Each endpoint has its own breaker, so a failing admin log-in shows in `adminToken`
+ * only. Results are kept a few seconds so that frequent probes stay cheap and never multiply
+ * upstream calls.
  */
 export class Readiness {
   #last: { at: number; checks: Promise<Record<string, Check>> } | undefined
@@ -41,7 +47,15 @@ export class Readiness {
       ),
     ])
     checks.upstream = upstream
+    checks.imageEndpoints = this.#imageEndpoints()
     if (admin) checks.adminToken = admin
     return checks
+  }
+
+  #imageEndpoints(): Check {
+    const { transport } = this.deps
+    const open = IMAGE_ENDPOINTS.filter((endpoint) => transport.breakerState(endpoint) === 'open')
+    if (open.length === 0) return { ok: true }
+    return { ok: !open.includes('images'), detail: `circuit open: ${open.join(', ')}` }
   }
 }

@@ -1,11 +1,15 @@
 import pLimit from 'p-limit'
+import { classifyBadGateway, type BadGatewayKind } from '../domain/badGateway.js'
 import { type ScannedEntry, scanFlatJsonObject } from '../domain/flatJson.js'
-import type { ImageType } from '../domain/imageTypes.js'
+import { INCODE_RESPONSE_CAP_BYTES, type ImageType } from '../domain/imageTypes.js'
 import { bisect, planSplit } from '../domain/planChunks.js'
 import type { SizeEstimator } from '../domain/sizeEstimator.js'
 import { AppError, ClientClosedError, UpstreamBadResponseError, UpstreamStatusError } from '../errors.js'
 import type { Metrics } from '../metrics.js'
+import { parseUpstreamBody } from '../upstream/adminToken.js'
 import type { Caller, CallContext, IncodeClient } from '../upstream/incode.js'
+import type { AnswerVerdict } from '../upstream/policy.js'
+import type { RawAnswer } from '../upstream/transport.js'
 import type { ByteBudget, Release } from './byteBudget.js'
 
 export interface TypeFailure {
@@ -52,6 +56,12 @@ export interface SplitFetchOutcome {
   plannedChunks: number
 }
 
+/** One upstream call to make: a chunk, and whether it is the retry of a failed one. */
+interface Part {
+  chunk: readonly ImageType[]
+  isRetry: boolean
+}
+
 /** Errors that are about the request as a whole (token, interview, caller), not one part of it. */
 function isRequestLevel(err: unknown): boolean {
   if (err instanceof ClientClosedError) return true
@@ -65,11 +75,19 @@ function toAppError(err: unknown): AppError {
   })
 }
 
+/** `{` and `}` around an answer's entries. */
+const BRACES_BYTES = 2
+
 /**
  * Fetches base64 images in as few upstream calls as fit under the budget, in parallel up to the
  * bound, hands each answer on as soon as it arrives (so no request holds every part at once), and
- * splits any part Incode refuses as too large (502) in two until single types remain. A single
- * type that alone is too large is reported as failed, never retried forever.
+ * splits any part Incode refuses as too large in two until single types remain. A single type
+ * that alone is too large is reported as failed, never retried forever.
+ *
+ * A 502 is read as "too large" only where the part's size makes Incode's cap plausible or the
+ * body says so (domain/badGateway.ts); any other 502 is an upstream failure: counted by the
+ * breaker, retried once within the retry budget, never split. Each answer is judged inside the
+ * breaker's accounting: a 200 that is not a flat JSON object counts as a failure too.
  */
 export async function splitFetch(options: SplitFetchOptions): Promise<SplitFetchOutcome> {
   const { incode, estimator, endpoint, caller, ctx } = options
@@ -106,9 +124,26 @@ export async function splitFetch(options: SplitFetchOptions): Promise<SplitFetch
     }
   }
 
-  /** One upstream call; returns the halves to retry when Incode refused it as too large. */
-  const attempt = async (chunk: readonly ImageType[]): Promise<ImageType[][] | undefined> => {
+  /** One upstream call; returns the parts to call next (halves after "too large", or a retry). */
+  const attempt = async (chunk: readonly ImageType[], isRetry: boolean): Promise<Part[] | undefined> => {
     if (fatal !== undefined) return undefined
+    const estimatedBytes = BRACES_BYTES + estimator.estimateTotal(chunk)
+    const kindOf = (body: unknown): BadGatewayKind =>
+      classifyBadGateway({ body, estimatedBytes, capBytes: INCODE_RESPONSE_CAP_BYTES })
+    // The scan done for the breaker's verdict is the one used below: a 10 MB answer is read once.
+    let scanned: { body: Buffer; entries: ScannedEntry[] } | undefined
+    const judge = (answer: RawAnswer): AnswerVerdict | undefined => {
+      if (answer.status === 502) {
+        return kindOf(parseUpstreamBody(answer.body)) === 'size-cap' ? 'healthy' : 'failure'
+      }
+      if (answer.status < 200 || answer.status > 299) return undefined
+      try {
+        scanned = { body: answer.body, entries: scanFlatJsonObject(answer.body) }
+        return 'healthy'
+      } catch {
+        return 'failure'
+      }
+    }
     let release: Release | undefined
     try {
       if (options.memory) {
@@ -116,12 +151,16 @@ export async function splitFetch(options: SplitFetchOptions): Promise<SplitFetch
         if (fatal !== undefined) return undefined
       }
       outcome.upstreamCalls++
-      const answer = await incode.call(endpoint, caller, { images: chunk }, partCtx, {
-        zeroPath: options.zeroPath === true,
-      })
+      const answer = await incode.call(
+        endpoint,
+        caller,
+        { images: chunk },
+        { ...partCtx, judge },
+        { zeroPath: options.zeroPath === true },
+      )
       let entries: ScannedEntry[]
       try {
-        entries = scanFlatJsonObject(answer.body)
+        entries = scanned?.body === answer.body ? scanned.entries : scanFlatJsonObject(answer.body)
       } catch (err) {
         throw new UpstreamBadResponseError(
           'Incode sent an answer that is not a JSON object',
@@ -141,14 +180,23 @@ export async function splitFetch(options: SplitFetchOptions): Promise<SplitFetch
       return undefined
     } catch (err) {
       if (fatal !== undefined) return undefined
-      const tooLarge = err instanceof UpstreamStatusError && err.upstreamStatus === 502
+      const badGateway =
+        err instanceof UpstreamStatusError && err.upstreamStatus === 502
+          ? kindOf(err.upstreamBody)
+          : undefined
+      const tooLarge = badGateway === 'size-cap'
       if (tooLarge && chunk.length > 1) {
         outcome.bisections++
-        return bisect(chunk, estimate)
+        return bisect(chunk, estimate).map((half) => ({ chunk: half, isRetry: false }))
       }
       if (tooLarge) {
-        // Remember that this type is huge, so later plans give it a call of its own.
-        estimator.observe(chunk[0] as ImageType, options.budgetBytes)
+        // Remember that this type is huge, so later plans give it a call of its own; a mark that
+        // its next real size replaces, never an observation.
+        estimator.markTooLarge(chunk[0] as ImageType, options.budgetBytes)
+      }
+      // Incode failing (not its size cap): once more, if the retry budget allows.
+      if (badGateway === 'upstream-failure' && !isRetry && incode.spendRetry()) {
+        return [{ chunk: [...chunk], isRetry: true }]
       }
       const appErr = toAppError(err)
       if (
@@ -176,12 +224,12 @@ export async function splitFetch(options: SplitFetchOptions): Promise<SplitFetch
     }
   }
 
-  const run = async (chunk: readonly ImageType[]): Promise<void> => {
-    const halves = await limit(() => attempt(chunk))
-    if (halves) await Promise.all(halves.map(run))
+  const run = async (part: Part): Promise<void> => {
+    const next = await limit(() => attempt(part.chunk, part.isRetry))
+    if (next) await Promise.all(next.map(run))
   }
 
-  await Promise.all(chunks.map(run))
+  await Promise.all(chunks.map((chunk) => run({ chunk, isRetry: false })))
   const { telemetry } = options
   if (telemetry) {
     telemetry.callsPerRequest.observe(outcome.upstreamCalls)

@@ -20,8 +20,10 @@ export interface TokenContext {
 
 interface CachedToken {
   token: string
-  /** Renew from this time on (now() clock). */
+  /** Renew (in the background) from this time on (now() clock). */
   refreshAt: number
+  /** Served until this time (now() clock). */
+  expiresAt: number
 }
 
 // Reading a JWT's claims knows no I/O: it lives in the domain, re-exported for existing importers.
@@ -37,24 +39,54 @@ export function parseUpstreamBody(body: Buffer): unknown {
   }
 }
 
+/** First pause after a failed log-in; doubled after each further failure, up to the cap. */
+export const LOGIN_BACKOFF_BASE_MS = 1_000
+export const LOGIN_BACKOFF_MAX_MS = 60_000
+
 /**
- * The service's Incode admin (executive) token: logged in on first use, cached until shortly
- * before it expires, renewed once for any number of concurrent callers. With INCODE_ADMIN_TOKEN
- * set, that token is used as-is and never renewed.
+ * The pause after the `failures`-th failed log-in in a row: exponential, capped, with "equal
+ * jitter" (between half and all of the step), so that instances do not retry in step and a pause
+ * is never near zero.
+ */
+export function loginBackoffMs(failures: number, random: () => number): number {
+  const step = Math.min(LOGIN_BACKOFF_MAX_MS, LOGIN_BACKOFF_BASE_MS * 2 ** Math.max(0, failures - 1))
+  return Math.round(step / 2 + (random() * step) / 2)
+}
+
+/**
+ * The service's Incode admin (executive) token: logged in on first use and served until it
+ * really expires. Once inside the refresh margin, it is renewed in the background by one log-in
+ * while callers keep getting the current token; a failed log-in is retried after a back-off
+ * (loginBackoffMs), never by every caller at once. Only a caller finding no valid token at all
+ * waits for a log-in, or, during a back-off, fails at once with the last log-in's error. With
+ * INCODE_ADMIN_TOKEN set, that token is used as-is and never renewed.
  */
 export class AdminTokenProvider {
   readonly #config: Config
   readonly #transport: Transport
   readonly #now: () => number
+  readonly #random: () => number
   readonly #metrics: Metrics | undefined
   #cached: CachedToken | undefined
   #inflight: Promise<string> | undefined
   #logins = 0
+  /** Failed log-ins in a row, and the time (now() clock) before which none is tried again. */
+  #failures = 0
+  #retryAt = 0
+  #lastError: Error | undefined
 
-  constructor(deps: { config: Config; transport: Transport; now?: () => number; metrics?: Metrics }) {
+  constructor(deps: {
+    config: Config
+    transport: Transport
+    now?: () => number
+    metrics?: Metrics
+    /** Source of back-off jitter, 0 ≤ x < 1 (tests pin it). */
+    random?: () => number
+  }) {
     this.#config = deps.config
     this.#transport = deps.transport
     this.#now = deps.now ?? Date.now
+    this.#random = deps.random ?? Math.random
     this.#metrics = deps.metrics
   }
 
@@ -63,13 +95,25 @@ export class AdminTokenProvider {
     return this.#logins
   }
 
-  /** The cached token; logs in when there is none or it is within the refresh margin of expiry. */
+  /** Resolves once no log-in is in flight (for tests: a background renewal has ended). */
+  async settled(): Promise<void> {
+    while (this.#inflight !== undefined) await this.#inflight.catch(() => undefined)
+  }
+
+  /**
+   * The current token while it is valid (renewed in the background once inside the refresh
+   * margin); without one, the log-in's outcome.
+   */
   get(ctx: TokenContext): Promise<string> {
     const fixed = this.#config.INCODE_ADMIN_TOKEN
     if (fixed !== undefined) return Promise.resolve(fixed)
     const cached = this.#cached
-    if (cached !== undefined && this.#now() < cached.refreshAt) return Promise.resolve(cached.token)
-    return waitFor(this.#loginOnce(), ctx)
+    const now = this.#now()
+    if (cached !== undefined && now < cached.expiresAt) {
+      if (now >= cached.refreshAt) this.#renewInBackground()
+      return Promise.resolve(cached.token)
+    }
+    return this.#loginOrWait(ctx)
   }
 
   /**
@@ -82,11 +126,26 @@ export class AdminTokenProvider {
     if (fixed !== undefined) return Promise.resolve(fixed)
     if (this.#inflight !== undefined) return waitFor(this.#inflight, ctx)
     const cached = this.#cached
-    if (cached !== undefined && cached.token !== staleToken && this.#now() < cached.refreshAt) {
+    if (cached !== undefined && cached.token !== staleToken && this.#now() < cached.expiresAt) {
       return Promise.resolve(cached.token)
     }
-    this.#cached = undefined
+    // Incode refused it: the stale token is of no use any more, whatever its expiry said.
+    if (cached?.token === staleToken) this.#cached = undefined
+    return this.#loginOrWait(ctx)
+  }
+
+  /** No valid token: join the log-in in flight, fail fast during a back-off, else log in. */
+  #loginOrWait(ctx: TokenContext): Promise<string> {
+    if (this.#inflight !== undefined) return waitFor(this.#inflight, ctx)
+    const lastError = this.#lastError
+    if (lastError !== undefined && this.#now() < this.#retryAt) return Promise.reject(lastError)
     return waitFor(this.#loginOnce(), ctx)
+  }
+
+  #renewInBackground(): void {
+    if (this.#inflight !== undefined || this.#now() < this.#retryAt) return
+    // Nobody waits for it; its failure is remembered (back-off) and the current token still served.
+    this.#loginOnce().catch(() => {})
   }
 
   /**
@@ -96,9 +155,25 @@ export class AdminTokenProvider {
    */
   #loginOnce(): Promise<string> {
     if (this.#inflight !== undefined) return this.#inflight
-    const inflight = this.#login().finally(() => {
-      this.#inflight = undefined
-    })
+    const inflight = this.#login()
+      .then(
+        (token) => {
+          this.#failures = 0
+          this.#retryAt = 0
+          this.#lastError = undefined
+          return token
+        },
+        (err: unknown) => {
+          const error = err instanceof Error ? err : new Error(String(err))
+          this.#failures++
+          this.#retryAt = this.#now() + loginBackoffMs(this.#failures, this.#random)
+          this.#lastError = error
+          throw error
+        },
+      )
+      .finally(() => {
+        this.#inflight = undefined
+      })
     // Callers may all have left; the outcome is then nobody's, and must not be unhandled.
     inflight.catch(() => {})
     this.#inflight = inflight
@@ -114,7 +189,7 @@ export class AdminTokenProvider {
     }
     this.#logins++
     this.#metrics?.adminTokenRefreshes.inc()
-    // Through the transport's policy like every call: an open breaker refuses log-ins too.
+    // Through the transport's policy like every call, under the log-in's own breaker.
     const answer = await this.#transport.request({
       endpoint: 'adminLogin',
       method: 'POST',
@@ -148,7 +223,7 @@ export class AdminTokenProvider {
     const expiresAt = jwtExpiryMs(token) ?? issuedAt + DEFAULT_TOKEN_LIFETIME_MS
     // A token living shorter than twice the margin is renewed at half its life, not at once.
     const margin = Math.min(config.ADMIN_TOKEN_REFRESH_MARGIN_MS, (expiresAt - issuedAt) / 2)
-    this.#cached = { token, refreshAt: expiresAt - margin }
+    this.#cached = { token, refreshAt: expiresAt - margin, expiresAt }
     return token
   }
 }

@@ -1,8 +1,8 @@
 import type { Config } from '../config.js'
 import { AppError, BadRequestError, UpstreamStatusError } from '../errors.js'
 import { parseUpstreamBody, type AdminTokenProvider } from './adminToken.js'
-import type { BreakerState } from './policy.js'
-import type { RawAnswer, Transport } from './transport.js'
+import type { AnswerJudge, BreakerState } from './policy.js'
+import type { RawAnswer, Transport, UpstreamEndpoint } from './transport.js'
 
 export type IncodeEndpoint = 'images' | 'imageLinks' | 'secondIdImages' | 'concatenatedImages'
 
@@ -19,6 +19,8 @@ export interface CallContext {
   deadlineAt: number
   /** The incoming request's id, sent upstream as x-request-id. */
   requestId?: string
+  /** The caller's verdict on each answer for the endpoint's breaker (see UpstreamPolicy). */
+  judge?: AnswerJudge
 }
 
 export interface CallOptions {
@@ -55,11 +57,17 @@ export class IncodeClient {
   }
 
   /**
-   * The upstream circuit breaker's state. While 'open', calls fail fast with CircuitOpenError
-   * (503, Retry-After: the time left); 'half-open' means the next call goes through as the probe.
+   * The circuit breaker's state of one upstream endpoint (each has its own; default the base64
+   * images'). While 'open', calls to it fail fast with CircuitOpenError (503, Retry-After: the
+   * time left); 'half-open' means the next call goes through as the probe.
    */
-  breakerState(): BreakerState {
-    return this.#transport.breakerState()
+  breakerState(endpoint: UpstreamEndpoint = 'images'): BreakerState {
+    return this.#transport.breakerState(endpoint)
+  }
+
+  /** Spends one retry from the service-wide retry budget; false when none is left. */
+  spendRetry(): boolean {
+    return this.#transport.spendRetry()
   }
 
   pathOf(endpoint: IncodeEndpoint): string {
@@ -162,6 +170,7 @@ export class IncodeClient {
       ...(ctx.signal ? { signal: ctx.signal } : {}),
       ...(ctx.requestId !== undefined ? { requestId: ctx.requestId } : {}),
       deadlineAt: ctx.deadlineAt,
+      ...(ctx.judge ? { judge: ctx.judge } : {}),
     })
   }
 }

@@ -23,21 +23,45 @@ import {
 } from '../errors.js'
 import type { Metrics } from '../metrics.js'
 import { Retries, RetryBudget, type CallRetryOptions } from './retry.js'
+import { classifyBadGateway } from '../domain/badGateway.js'
+import { INCODE_RESPONSE_CAP_BYTES } from '../domain/imageTypes.js'
+import { parseUpstreamBody } from './adminToken.js'
 import type { RawAnswer, UpstreamEndpoint } from './transport.js'
 
 /** 'half-open': the reset time has passed and the next call goes through as the probe, or it is out. */
 export type BreakerState = 'closed' | 'half-open' | 'open'
 
+/** How one answer bears on Incode's health: a 'failure' counts against its endpoint's breaker. */
+export type AnswerVerdict = 'healthy' | 'failure'
+
+/**
+ * Judges an answer for the breaker, inside its accounting, for a caller that knows more than the
+ * status (what it asked for, how the body must look); undefined leaves it to the default rules.
+ */
+export type AnswerJudge = (answer: RawAnswer) => AnswerVerdict | undefined
+
+/** Every upstream endpoint; each has a breaker of its own. */
+export const UPSTREAM_ENDPOINTS = [
+  'images',
+  'imageLinks',
+  'secondIdImages',
+  'concatenatedImages',
+  'adminLogin',
+  'probe',
+] as const satisfies readonly UpstreamEndpoint[]
+
 /** What the policy needs to know of one upstream call. */
 export interface PolicyCall {
-  /** Metrics label; calls that name none are the readiness probe's. */
+  /** Metrics label and breaker; calls that name none are the readiness probe's. */
   endpoint?: UpstreamEndpoint | undefined
   signal?: AbortSignal | undefined
   /** Epoch ms (Date.now() clock). */
   deadlineAt: number
+  /** The caller's verdict on the answer, before the default rules (see defaultVerdict). */
+  judge?: AnswerJudge | undefined
 }
 
-/** Answers that count against Incode's health (after retries). 502 is Incode's "too large": healthy. */
+/** Answers that count against Incode's health (after retries). */
 const FAILURE_STATUSES: ReadonlySet<number> = new Set([500, 503, 504])
 
 /**
@@ -50,9 +74,57 @@ export function isBreakerFailure(err: Error): boolean {
   return err instanceof UpstreamBadResponseError && err.code !== 'UPSTREAM_RESPONSE_TOO_LARGE'
 }
 
+/** Whether a body looks like one whole JSON value: an HTML page or a cut-off answer does not. */
+function looksLikeJson(body: Buffer): boolean {
+  let start = 0
+  let end = body.length - 1
+  while (start <= end && isSpace(body[start])) start++
+  while (end >= start && isSpace(body[end])) end--
+  if (start > end) return false
+  const first = body[start]
+  const last = body[end]
+  return (first === 0x7b && last === 0x7d) || (first === 0x5b && last === 0x5d) // {…} or […]
+}
+
+function isSpace(byte: number | undefined): boolean {
+  return byte === 0x20 || byte === 0x0a || byte === 0x0d || byte === 0x09
+}
+
+/**
+ * The verdict on an answer when its caller gives none: 500, 503 and 504 are failures; a 502 is
+ * one unless its body says it is the size cap (callers that know the expected size judge their
+ * 502s themselves: see domain/badGateway.ts); a 2xx of a JSON endpoint that is not JSON (an HTML
+ * page, a cut-off body) is one too. The readiness probe's answers only show that Incode is there.
+ */
+export function defaultVerdict(endpoint: UpstreamEndpoint, answer: RawAnswer): AnswerVerdict {
+  const { status } = answer
+  if (FAILURE_STATUSES.has(status)) return 'failure'
+  if (endpoint === 'probe') return 'healthy'
+  if (status === 502) {
+    const body = parseUpstreamBody(answer.body)
+    return classifyBadGateway({ body, estimatedBytes: undefined, capBytes: INCODE_RESPONSE_CAP_BYTES }) ===
+      'size-cap'
+      ? 'healthy'
+      : 'failure'
+  }
+  if (status >= 200 && status <= 299 && !looksLikeJson(answer.body)) return 'failure'
+  return 'healthy'
+}
+
+/** An answer with the verdict on it, as the breaker's result. */
+interface Judged {
+  answer: RawAnswer
+  failed: boolean
+}
+
 function isFailureAnswer(result: unknown): boolean {
-  const status = (result as { status?: unknown } | null)?.status
-  return typeof status === 'number' && FAILURE_STATUSES.has(status)
+  return (result as Judged | undefined)?.failed === true
+}
+
+/** One endpoint's breaker and when it last opened. */
+interface EndpointBreaker {
+  policy: CircuitBreakerPolicy
+  openedAt: number
 }
 
 const GAUGE: Record<CircuitState, number> = {
@@ -115,7 +187,8 @@ function waitTurn<T>(
 /**
  * The resilience policy of every upstream call, in one place. Outermost first:
  *
- * 1. circuit breaker (cockatiel, ConsecutiveBreaker): while open, calls fail fast with
+ * 1. circuit breaker (cockatiel, ConsecutiveBreaker), one per upstream endpoint (so that a failing
+ *    log-in does not close the image endpoints): while open, calls fail fast with
  *    CircuitOpenError before queueing anywhere; the failure accounting and the half-open probe
  *    wrap only the network part (step 4), so that a call refused by the bulkhead or the rate
  *    budget, or one that waited in a queue while the circuit opened, neither counts nor probes;
@@ -125,14 +198,18 @@ function waitTurn<T>(
  *    Retries (see retry.ts) within the retry budget;
  * 5. the transport.
  *
+ * What counts as a failure: the errors of isBreakerFailure, and answers judged so (the call's own
+ * judge, else defaultVerdict). The bulkhead and the rate budget are shared by every endpoint.
+ *
  * The caller's abort signal and deadline bound every wait. A probe that ends in anything but a
  * failure (a 4xx, or even its caller leaving) closes the circuit: cockatiel knows only those two.
  */
 export class UpstreamPolicy {
   readonly #metrics: Metrics | undefined
-  readonly #breaker: CircuitBreakerPolicy
+  readonly #breakers = new Map<UpstreamEndpoint, EndpointBreaker>()
+  readonly #threshold: number
   readonly #resetMs: number
-  #openedAt = 0
+  readonly #retryBudget: RetryBudget
   readonly #bulkhead: BulkheadPolicy
   readonly #limiter: Bottleneck | undefined
   readonly #spacingMs: number
@@ -143,15 +220,8 @@ export class UpstreamPolicy {
     this.#metrics = metrics
 
     this.#resetMs = config.BREAKER_RESET_MS
-    this.#breaker = circuitBreaker(handleWhen(isBreakerFailure).orWhenResult(isFailureAnswer), {
-      halfOpenAfter: config.BREAKER_RESET_MS,
-      breaker: new ConsecutiveBreaker(config.BREAKER_FAILURE_THRESHOLD),
-    })
-    this.#breaker.onBreak(() => {
-      this.#openedAt = Date.now()
-    })
-    this.#breaker.onStateChange((state) => metrics?.breakerState.set(GAUGE[state]))
-    metrics?.breakerState.set(GAUGE[CircuitState.Closed])
+    this.#threshold = config.BREAKER_FAILURE_THRESHOLD
+    for (const endpoint of UPSTREAM_ENDPOINTS) this.#breakerOf(endpoint)
 
     this.#bulkhead = bulkhead(config.UPSTREAM_MAX_CONCURRENT, config.UPSTREAM_MAX_QUEUE)
 
@@ -160,27 +230,61 @@ export class UpstreamPolicy {
     // Spacing rather than a reservoir: Incode's limits are unpublished, and even spacing never bursts.
     this.#limiter = rate > 0 ? new Bottleneck({ minTime: this.#spacingMs, maxConcurrent: null }) : undefined
 
+    this.#retryBudget = new RetryBudget({ ratio: config.RETRY_BUDGET_RATIO })
     this.#retries = new Retries({
       maxRetries: config.RETRY_MAX,
       baseMs: config.RETRY_BASE_MS,
       maxDelayMs: config.RETRY_MAX_DELAY_MS,
-      budget: new RetryBudget({ ratio: config.RETRY_BUDGET_RATIO }),
+      budget: this.#retryBudget,
       metrics,
       ...(options.random ? { random: options.random } : {}),
     })
   }
 
-  /** The circuit breaker's state; 'half-open' once the next call would be let through as the probe. */
-  breakerState(): BreakerState {
-    switch (this.#breaker.state) {
+  /**
+   * The circuit breaker's state of one endpoint; 'half-open' once the next call would be let
+   * through as the probe. Each endpoint has its own, so that one failing (the admin log-in, say)
+   * does not refuse calls to the others.
+   */
+  breakerState(endpoint: UpstreamEndpoint): BreakerState {
+    const breaker = this.#breakerOf(endpoint)
+    switch (breaker.policy.state) {
       case CircuitState.Closed:
         return 'closed'
       case CircuitState.HalfOpen:
         return 'half-open'
       default:
         // cockatiel moves to half-open only when a call arrives; report it as due.
-        return Date.now() - this.#openedAt >= this.#resetMs ? 'half-open' : 'open'
+        return Date.now() - breaker.openedAt >= this.#resetMs ? 'half-open' : 'open'
     }
+  }
+
+  /**
+   * Spends one retry from the service-wide retry budget for a retry decided by the caller (one
+   * that only its answer's body could justify); false when the budget has none left.
+   */
+  spendRetry(): boolean {
+    const granted = this.#retryBudget.tryRetry()
+    this.#metrics?.upstreamRetries.inc({ outcome: granted ? 'retried' : 'budget_exhausted' })
+    return granted
+  }
+
+  #breakerOf(endpoint: UpstreamEndpoint): EndpointBreaker {
+    const known = this.#breakers.get(endpoint)
+    if (known) return known
+    const policy = circuitBreaker(handleWhen(isBreakerFailure).orWhenResult(isFailureAnswer), {
+      halfOpenAfter: this.#resetMs,
+      breaker: new ConsecutiveBreaker(this.#threshold),
+    })
+    const breaker: EndpointBreaker = { policy, openedAt: 0 }
+    policy.onBreak(() => {
+      breaker.openedAt = Date.now()
+    })
+    const metrics = this.#metrics
+    policy.onStateChange((state) => metrics?.breakerState.set({ endpoint }, GAUGE[state]))
+    metrics?.breakerState.set({ endpoint }, GAUGE[CircuitState.Closed])
+    this.#breakers.set(endpoint, breaker)
+    return breaker
   }
 
   /** Interceptors for the transport's dispatcher (`dispatcher.compose(...)`). */
@@ -226,8 +330,12 @@ export class UpstreamPolicy {
       throw new UpstreamTimeoutError('The request deadline passed before calling Incode')
     }
     // Fail fast while open, and while the half-open probe is out, rather than queue behind it.
-    if (this.breakerState() === 'open' || this.#breaker.state === CircuitState.HalfOpen) {
-      throw this.#openError()
+    const breaker = this.#breakerOf(call.endpoint ?? 'probe')
+    if (
+      this.breakerState(call.endpoint ?? 'probe') === 'open' ||
+      breaker.policy.state === CircuitState.HalfOpen
+    ) {
+      throw this.#openError(breaker)
     }
     const bulkhead = this.#bulkhead
     if (bulkhead.executionSlots <= 0 && bulkhead.queueSlots <= 0) throw this.#bulkheadFull()
@@ -274,18 +382,26 @@ export class UpstreamPolicy {
     if (Date.now() >= call.deadlineAt) {
       throw new UpstreamTimeoutError('The request deadline passed before calling Incode')
     }
+    const endpoint = call.endpoint ?? 'probe'
+    const breaker = this.#breakerOf(endpoint)
     // Another call became the probe while this one waited in a queue.
-    if (this.#breaker.state === CircuitState.HalfOpen) throw this.#openError()
+    if (breaker.policy.state === CircuitState.HalfOpen) throw this.#openError(breaker)
     try {
-      return await this.#breaker.execute(send)
+      // The verdict is taken inside the breaker's accounting: a malformed 200 counts as a failure.
+      const judged = await breaker.policy.execute(async (): Promise<Judged> => {
+        const answer = await send()
+        const verdict = call.judge?.(answer) ?? defaultVerdict(endpoint, answer)
+        return { answer, failed: verdict === 'failure' }
+      })
+      return judged.answer
     } catch (err) {
-      if (err instanceof BrokenCircuitError) throw this.#openError()
+      if (err instanceof BrokenCircuitError) throw this.#openError(breaker)
       throw err
     }
   }
 
-  #openError(): CircuitOpenError {
-    const remainingMs = this.#openedAt + this.#resetMs - Date.now()
+  #openError(breaker: EndpointBreaker): CircuitOpenError {
+    const remainingMs = breaker.openedAt + this.#resetMs - Date.now()
     return new CircuitOpenError(Math.max(1, Math.ceil(remainingMs / 1000)))
   }
 

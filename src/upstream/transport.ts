@@ -10,7 +10,7 @@ import {
 import type { Metrics } from '../metrics.js'
 import { errorCodeOf } from './errorCode.js'
 import type { IncodeEndpoint } from './incode.js'
-import { UpstreamPolicy, type BreakerState } from './policy.js'
+import { UpstreamPolicy, type AnswerJudge, type BreakerState } from './policy.js'
 import type { CallRetryOptions } from './retry.js'
 
 /** What Incode answered: status, lower-cased single-valued headers and the whole body. */
@@ -37,6 +37,8 @@ export interface TransportCall {
   deadlineAt: number
   /** The incoming request's id, sent upstream as x-request-id. */
   requestId?: string
+  /** The caller's verdict on the answer for the endpoint's breaker (see UpstreamPolicy). */
+  judge?: AnswerJudge
 }
 
 export interface TransportOptions {
@@ -166,9 +168,14 @@ export class Transport {
     this.#dispatcher = dispatcher.compose(this.#policy.interceptors())
   }
 
-  /** The upstream circuit breaker's state (see UpstreamPolicy.breakerState). */
-  breakerState(): BreakerState {
-    return this.#policy.breakerState()
+  /** The circuit breaker's state of one upstream endpoint (see UpstreamPolicy.breakerState). */
+  breakerState(endpoint: UpstreamEndpoint): BreakerState {
+    return this.#policy.breakerState(endpoint)
+  }
+
+  /** Spends one retry from the retry budget for a retry its caller decided (see UpstreamPolicy). */
+  spendRetry(): boolean {
+    return this.#policy.spendRetry()
   }
 
   /**

@@ -12,7 +12,7 @@ t.test('the app starts against the simulator and closes cleanly', async (t) => {
   t.equal(ready.statusCode, 200, 'readyz answers 200 when Incode is reachable and admin log-in works')
   t.same(
     ready.json().checks,
-    { config: { ok: true }, upstream: { ok: true }, adminToken: { ok: true } },
+    { config: { ok: true }, upstream: { ok: true }, imageEndpoints: { ok: true }, adminToken: { ok: true } },
     'all checks ok',
   )
   t.equal(simulator.callsTo('adminLogin').length, 1, 'readiness obtained the admin token once')

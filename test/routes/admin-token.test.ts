@@ -1,5 +1,6 @@
 import t from 'tap'
 import { SEEDED_INTERVIEW_IDS } from '../../src/simulator/index.js'
+import { LOGIN_BACKOFF_BASE_MS } from '../../src/upstream/adminToken.js'
 import { partnerHeaders } from '../helpers/build.js'
 import {
   buildForRoutes,
@@ -89,7 +90,11 @@ t.test('20 concurrent requests all refused (401) share one extra log-in', async 
 })
 
 t.test('the admin log-in failing upstream → 502 problem, no credentials in it', async (t) => {
-  const { app, simulator } = await buildForRoutes(t, { simulator: { faults: { loginFailure: true } } })
+  const clock = fakeClock()
+  const { app, simulator } = await buildForRoutes(t, {
+    simulator: { faults: { loginFailure: true } },
+    now: clock.now,
+  })
   const res = await images(app)
   const body = assertProblem(t, res, 502, /.+/, 'log-in failing')
   t.equal(body.status, 502, '502')
@@ -104,6 +109,7 @@ t.test('the admin log-in failing upstream → 502 problem, no credentials in it'
   t.notOk(links.body.includes(simulator.adminPassword), 'no password in the links answer')
 
   simulator.setFaults(undefined)
+  clock.advance(LOGIN_BACKOFF_BASE_MS) // the log-in is tried again once its back-off has passed
   const recovered = await images(app)
   t.equal(recovered.statusCode, 200, 'once the log-in works again: 200')
 })

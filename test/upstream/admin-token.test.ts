@@ -1,6 +1,11 @@
 import t from 'tap'
 import { ClientClosedError, UpstreamStatusError, UpstreamTimeoutError } from '../../src/errors.js'
-import { AdminTokenProvider } from '../../src/upstream/adminToken.js'
+import {
+  AdminTokenProvider,
+  LOGIN_BACKOFF_BASE_MS,
+  LOGIN_BACKOFF_MAX_MS,
+  loginBackoffMs,
+} from '../../src/upstream/adminToken.js'
 import { Transport } from '../../src/upstream/transport.js'
 import { inMs, rejectionOf, startServer, testConfig } from './helpers.js'
 import { fakeClock, HOUR, simConfig, startSim } from './withSimulator.js'
@@ -36,7 +41,7 @@ void t.test('20 concurrent get() share one log-in', async (t) => {
   t.equal(sim.callsTo('adminLogin').length, 1, 'Incode saw one log-in')
 })
 
-void t.test('logs in again once the token is within the refresh margin of its expiry', async (t) => {
+void t.test('renews in the background once the token is within the refresh margin', async (t) => {
   const clock = fakeClock()
   const sim = await startSim(t, { now: clock.now, adminTokenTtlMs: 24 * HOUR })
   const config = simConfig(sim, { ADMIN_TOKEN_REFRESH_MARGIN_MS: String(10 * 60_000) })
@@ -49,9 +54,11 @@ void t.test('logs in again once the token is within the refresh margin of its ex
   t.equal(await tokens.get(ctx()), first, 'still the cached token 15 min before expiry')
   t.equal(tokens.logins, 1, 'no new log-in yet')
   clock.advance(10 * 60_000) // 5 min left: inside the margin
+  t.equal(await tokens.get(ctx()), first, 'inside the margin the current token is still served at once')
+  await tokens.settled()
+  t.equal(tokens.logins, 2, 'while a second log-in renewed it in the background')
   const renewed = await tokens.get(ctx())
   t.not(renewed, first, 'a new token 5 min before expiry')
-  t.equal(tokens.logins, 2, 'a second log-in')
   t.equal(await tokens.get(ctx()), renewed, 'the new token is cached in turn')
   t.equal(tokens.logins, 2, 'and no third log-in')
 })
@@ -75,7 +82,9 @@ void t.test('a token that is not a JWT is assumed to live 24 hours', async (t) =
   clock.advance(23 * HOUR + 49 * 60_000)
   t.equal(await tokens.get(ctx()), 'opaque-1', 'still cached 11 min before the assumed expiry')
   clock.advance(2 * 60_000)
-  t.equal(await tokens.get(ctx()), 'opaque-2', 'renewed 9 min before the assumed expiry')
+  t.equal(await tokens.get(ctx()), 'opaque-1', '9 min before the assumed expiry: served, and renewed')
+  await tokens.settled()
+  t.equal(await tokens.get(ctx()), 'opaque-2', 'the renewed token')
 })
 
 void t.test('log-in sends the API headers and the credentials as JSON', async (t) => {
@@ -106,13 +115,14 @@ void t.test('log-in sends the API headers and the credentials as JSON', async (t
   t.same(seen.body, { email: 'a@example.com', password: 'pw' }, 'credentials in the body')
 })
 
-void t.test('wrong credentials → 502 UpstreamStatusError without the password; not cached', async (t) => {
+void t.test('wrong credentials → 502 UpstreamStatusError without the password; backed off', async (t) => {
+  const clock = fakeClock()
   const sim = await startSim(t)
   const password = 'very-secret-wrong-password'
   const config = simConfig(sim, { INCODE_ADMIN_PASSWORD: password })
   const transport = new Transport(config)
   t.teardown(() => transport.close())
-  const tokens = new AdminTokenProvider({ config, transport })
+  const tokens = new AdminTokenProvider({ config, transport, now: clock.now })
 
   const err = await rejectionOf(tokens.get(ctx()))
   t.ok(err instanceof UpstreamStatusError, 'an UpstreamStatusError')
@@ -121,8 +131,11 @@ void t.test('wrong credentials → 502 UpstreamStatusError without the password;
   t.notMatch(JSON.stringify(err), password, 'nor does anything else on the error')
   t.match((err as UpstreamStatusError).upstreamBody, { status: 401 }, "Incode's error body is kept")
 
+  t.equal(await rejectionOf(tokens.get(ctx())), err, 'during the back-off, the same error at once')
+  t.equal(tokens.logins, 1, 'without a log-in')
+  clock.advance(LOGIN_BACKOFF_BASE_MS)
   await rejectionOf(tokens.get(ctx()))
-  t.equal(tokens.logins, 2, 'the failure was not cached: the next get() tried again')
+  t.equal(tokens.logins, 2, 'once the back-off has passed, the next get() tries again')
 })
 
 void t.test('a failed log-in is retried on the next get(), which can then succeed', async (t) => {
@@ -130,12 +143,14 @@ void t.test('a failed log-in is retried on the next get(), which can then succee
   const config = simConfig(sim)
   const transport = new Transport(config)
   t.teardown(() => transport.close())
-  const tokens = new AdminTokenProvider({ config, transport })
+  const clock = fakeClock()
+  const tokens = new AdminTokenProvider({ config, transport, now: clock.now })
 
   const err = await rejectionOf(tokens.get(ctx()))
   t.match(err, { statusCode: 502, upstreamStatus: 500 }, 'a log-in 500 is a 502')
   sim.setFaults(undefined)
-  t.ok(await tokens.get(ctx()), 'the next get() logs in')
+  clock.advance(LOGIN_BACKOFF_BASE_MS)
+  t.ok(await tokens.get(ctx()), 'the next get() after the back-off logs in')
   t.equal(tokens.logins, 2, 'two log-ins in all')
 })
 
@@ -204,3 +219,82 @@ void t.test('no credentials at all → a clear 500 error, no call', async (t) =>
   t.match(err, { statusCode: 500, code: 'ADMIN_CREDENTIALS_MISSING' }, 'ADMIN_CREDENTIALS_MISSING')
   t.equal(upstream.requests.length, 0, 'nothing was sent')
 })
+
+void t.test('log-in back-off: exponential, equal jitter, capped', (t) => {
+  t.equal(
+    loginBackoffMs(1, () => 0),
+    LOGIN_BACKOFF_BASE_MS / 2,
+    'first failure, lowest draw: half a step',
+  )
+  t.equal(
+    loginBackoffMs(1, () => 0.999_999),
+    LOGIN_BACKOFF_BASE_MS,
+    'first failure, highest draw: a step',
+  )
+  t.equal(
+    loginBackoffMs(3, () => 0.999_999),
+    4 * LOGIN_BACKOFF_BASE_MS,
+    'doubled per failure',
+  )
+  t.equal(
+    loginBackoffMs(30, () => 0.999_999),
+    LOGIN_BACKOFF_MAX_MS,
+    'capped',
+  )
+  t.equal(
+    loginBackoffMs(30, () => 0),
+    LOGIN_BACKOFF_MAX_MS / 2,
+    'never near zero, even capped',
+  )
+  t.end()
+})
+
+void t.test(
+  'log-in failing inside the refresh margin: the current token is served until it expires, one log-in per back-off step',
+  async (t) => {
+    const clock = fakeClock()
+    const sim = await startSim(t, { now: clock.now, adminTokenTtlMs: 24 * HOUR })
+    // The log-in's breaker would open after five failures: out of the way here (see breaker.test.ts).
+    const config = simConfig(sim, {
+      ADMIN_TOKEN_REFRESH_MARGIN_MS: String(10 * 60_000),
+      BREAKER_FAILURE_THRESHOLD: '100',
+    })
+    const transport = new Transport(config)
+    t.teardown(() => transport.close())
+    // The highest jitter draw: every back-off is a full step.
+    const tokens = new AdminTokenProvider({ config, transport, now: clock.now, random: () => 0.999_999 })
+
+    const first = await tokens.get(ctx())
+    sim.setFaults({ loginFailure: true })
+    clock.advance(24 * HOUR - 5 * 60_000) // 5 min left: inside the margin
+
+    const served = await Promise.all(Array.from({ length: 20 }, () => tokens.get(ctx())))
+    t.same(new Set(served), new Set([first]), '20 concurrent callers get the current token at once')
+    await tokens.settled()
+    t.equal(sim.callsTo('adminLogin').length, 2, 'one renewal log-in for the 20 (it failed)')
+
+    t.equal(await tokens.get(ctx()), first, 'after the failed renewal, still the current token')
+    await tokens.settled()
+    t.equal(sim.callsTo('adminLogin').length, 2, 'no log-in during the back-off')
+
+    // Back-off steps 1, 2, 4, 8 s: each passing one allows one log-in, whatever the callers.
+    let step = LOGIN_BACKOFF_BASE_MS
+    for (let failures = 1; failures <= 4; failures++) {
+      clock.advance(step)
+      const again = await Promise.all(Array.from({ length: 10 }, () => tokens.get(ctx())))
+      t.same(new Set(again), new Set([first]), `step ${failures}: the current token served`)
+      await tokens.settled()
+      t.equal(sim.callsTo('adminLogin').length, 2 + failures, `step ${failures}: one more log-in`)
+      step *= 2
+    }
+
+    clock.advance(5 * 60_000) // the token has now really expired
+    const err = await rejectionOf(tokens.get(ctx()))
+    t.match(err, { statusCode: 502, upstreamStatus: 500 }, 'no valid token: the log-in error')
+
+    sim.setFaults(undefined)
+    clock.advance(LOGIN_BACKOFF_MAX_MS)
+    const renewed = await tokens.get(ctx())
+    t.not(renewed, first, 'once the log-in works again, a new token')
+  },
+)
