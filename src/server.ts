@@ -1,3 +1,4 @@
+import { once } from 'node:events'
 import closeWithGrace from 'close-with-grace'
 import { buildApp } from './app.js'
 import { ConfigError, loadConfig, type Config } from './config.js'
@@ -26,10 +27,29 @@ const lazySchemas = new LazySchemaCompilers()
 const app = await buildApp(config, { lazySchemas })
 if (envFileRead) app.log.info('settings read from .env (the environment wins over it)')
 
-closeWithGrace({ delay: config.SHUTDOWN_GRACE_MS }, async ({ signal, err }) => {
+/** After the grace, how long the last answers get to be written before the process gives up (exit 1). */
+const LAST_ANSWERS_MS = 5_000
+
+closeWithGrace({ delay: config.SHUTDOWN_GRACE_MS + LAST_ANSWERS_MS }, async ({ signal, err }) => {
   if (err) app.log.error({ err }, 'closing after an error')
   else app.log.info({ signal }, 'closing')
-  await app.close()
+  // 'close' comes once the server is closed and its last connection has ended.
+  const serverClosed = once(app.server, 'close')
+  const closed = app.close()
+  let graceTimer: NodeJS.Timeout | undefined
+  const graceOver = new Promise<'grace over'>((resolve) => {
+    graceTimer = setTimeout(resolve, config.SHUTDOWN_GRACE_MS, 'grace over')
+  })
+  if ((await Promise.race([closed, graceOver])) !== 'grace over') {
+    clearTimeout(graceTimer)
+    return
+  }
+  // Requests that outlast the grace get an answer (503, Retry-After) or, when theirs has begun,
+  // are cut. Once their connections have ended nothing is left to serve: the process ends (exit 0)
+  // without waiting for the Incode calls those requests had under way.
+  const ended = app.endInFlight()
+  app.log.warn(ended, 'shutdown grace over: requests still in flight answered 503 or cut')
+  await serverClosed
 })
 
 await app.listen({ host: config.HOST, port: config.PORT })

@@ -3,6 +3,13 @@ import type { FastifyPluginAsync } from 'fastify'
 import { ProblemRef } from '../schemas.js'
 import { sendJsonText } from './context.js'
 
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /** A health probe: answered even while load is shed (plugins/external/limits.ts). */
+    probe?: boolean
+  }
+}
+
 const Status = Type.Object({ status: Type.String({ examples: ['ok'] }) })
 const Readiness = Type.Object({
   status: Type.Union([Type.Literal('ready'), Type.Literal('not-ready')]),
@@ -29,6 +36,7 @@ const healthRoutes: FastifyPluginAsync = async (app) => {
         response: { 200: Status },
       },
       logLevel: 'warn',
+      config: { probe: true },
     },
     (_request, reply) => sendJsonText(reply, OK),
   )
@@ -42,6 +50,7 @@ const healthRoutes: FastifyPluginAsync = async (app) => {
         response: { 200: Readiness, 503: Readiness, 500: ProblemRef },
       },
       logLevel: 'warn',
+      config: { probe: true },
     },
     async (_request, reply) => {
       const checks = await app.readiness.check()
