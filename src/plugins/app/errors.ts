@@ -28,29 +28,69 @@ function classify(err: FastifyError | AppError | Error, request: FastifyRequest)
     return { status: err.statusCode, code: err.code, detail: err.message }
   }
   const fe = err as FastifyError
-  if (fe.validation) {
-    const errors = fe.validation.map((v) => ({
-      path: `${fe.validationContext ?? 'request'}${v.instancePath || ''}`,
-      message: describeValidation(v),
-    }))
-    return {
-      status: 400,
-      code: 'VALIDATION_FAILED',
-      detail: errors.map((e) => `${e.path} ${e.message}`).join('; '),
-      errors,
-    }
-  }
+  if (fe.validation) return validationAnswer(fe.validation, fe.validationContext ?? 'request')
   const status = typeof fe.statusCode === 'number' && fe.statusCode >= 400 ? fe.statusCode : 500
   if (status < 500) return frameworkAnswer(fe, request)
   request.log.error({ err }, 'unhandled error')
   return { status: 500, code: 'INTERNAL', detail: 'Internal error' }
 }
 
-function describeValidation(v: NonNullable<FastifyError['validation']>[number]): string {
+type ValidationProblem = NonNullable<FastifyError['validation']>[number]
+
+/** At most this many problems are listed in a validation answer; the rest are only counted. */
+export const LISTED_PROBLEMS_MAX = 10
+/** Characters of the listed problems and of the detail: the answer stays a few KB whatever the input. */
+const LISTED_CHARS_MAX = 1500
+const DETAIL_CHARS_MAX = 1000
+const PATH_CHARS_MAX = 128
+const MESSAGE_CHARS_MAX = 320
+
+/**
+ * A validation failure as one answer of bounded size: the first few problems, each clipped, and a
+ * count of the others. Ajv runs without allErrors (it stops at the first problem), but a body of
+ * thousands of bad items must not be echoed back item by item if that ever changes.
+ */
+export function validationAnswer(validation: readonly ValidationProblem[], context: string): Answer {
+  const errors: NonNullable<Problem['errors']> = []
+  let chars = 0
+  for (const v of validation) {
+    if (errors.length === LISTED_PROBLEMS_MAX) break
+    const entry = {
+      path: clip(`${context}${callerText(v.instancePath || '')}`, PATH_CHARS_MAX),
+      message: clip(describeValidation(v), MESSAGE_CHARS_MAX),
+    }
+    chars += entry.path.length + entry.message.length
+    if (errors.length > 0 && chars > LISTED_CHARS_MAX) break
+    errors.push(entry)
+  }
+  const unlisted = validation.length - errors.length
+  const listed = clip(errors.map((e) => `${e.path} ${e.message}`).join('; '), DETAIL_CHARS_MAX)
+  return {
+    status: 400,
+    code: 'VALIDATION_FAILED',
+    detail: unlisted > 0 ? `${listed}; and ${unlisted} more problem${unlisted === 1 ? '' : 's'}` : listed,
+    errors,
+  }
+}
+
+function describeValidation(v: ValidationProblem): string {
   const params = v.params as { allowedValues?: unknown[]; additionalProperty?: string }
   if (params.allowedValues) return `must be one of: ${params.allowedValues.map(String).join(', ')}`
-  if (params.additionalProperty) return `has an unknown property '${params.additionalProperty}'`
+  if (params.additionalProperty)
+    return `has an unknown property '${clip(callerText(params.additionalProperty), PATH_CHARS_MAX)}'`
   return v.message ?? 'is invalid'
+}
+
+/**
+ * Text taken from the caller's input (property names, paths built from them), reduced to visible
+ * ASCII without quotes or backslashes, so that it is not multiplied by JSON escaping.
+ */
+function callerText(text: string): string {
+  return text.replace(/[^\x20-\x21\x23-\x5b\x5d-\x7e]/g, '?')
+}
+
+function clip(text: string, max: number): string {
+  return text.length <= max ? text : `${text.slice(0, max - 1)}…`
 }
 
 export function sendProblem(reply: FastifyReply, answer: Answer): FastifyReply {
