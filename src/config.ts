@@ -158,6 +158,15 @@ export const ConfigSchema = Type.Object({
   // ---- limits ----
   RATE_LIMIT_MAX: Type.Integer({ minimum: 1, default: 600, description: 'Requests per caller per window.' }),
   RATE_LIMIT_WINDOW_MS: Ms(60_000, 'Rate-limit window.'),
+  TOKEN_REFUSAL_TTL_MS: Ms(
+    60_000,
+    'How long a token Incode refused (401/403) is answered from memory, without calling Incode again.',
+  ),
+  TOKEN_MEMORY_MAX_ENTRIES: Type.Integer({
+    minimum: 1,
+    default: 10_000,
+    description: 'Tokens remembered as refused, and as accepted, by Incode (each list; hashes only).',
+  }),
   UPSTREAM_MAX_CONCURRENT: Type.Integer({
     minimum: 1,
     default: 64,

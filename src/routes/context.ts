@@ -22,7 +22,8 @@ export function callContext(request: FastifyRequest, reply: FastifyReply): CallC
   }
 }
 
-function headerValue(request: FastifyRequest, name: string): string | undefined {
+/** A header's value as the routes read it (the first one, trimmed), or undefined when blank. */
+export function headerValue(request: FastifyRequest, name: string): string | undefined {
   const value = request.headers[name]
   const first = Array.isArray(value) ? value[0] : value
   return first === undefined || first.trim() === '' ? undefined : first.trim()

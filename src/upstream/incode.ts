@@ -1,3 +1,4 @@
+import type { TokenVerdicts } from '../auth/tokenVerdicts.js'
 import type { Config } from '../config.js'
 import { AppError, BadRequestError, UpstreamStatusError } from '../errors.js'
 import { parseUpstreamBody, type AdminTokenProvider } from './adminToken.js'
@@ -40,12 +41,20 @@ export class IncodeClient {
   readonly #config: Config
   readonly #transport: Transport
   readonly #adminTokens: AdminTokenProvider | undefined
+  readonly #tokenVerdicts: TokenVerdicts | undefined
   #callCount = 0
 
-  constructor(deps: { config: Config; transport: Transport; adminTokens?: AdminTokenProvider }) {
+  constructor(deps: {
+    config: Config
+    transport: Transport
+    adminTokens?: AdminTokenProvider
+    /** Where Incode's verdicts on callers' tokens are kept, and refusals answered from. */
+    tokenVerdicts?: TokenVerdicts
+  }) {
     this.#config = deps.config
     this.#transport = deps.transport
     this.#adminTokens = deps.adminTokens
+    this.#tokenVerdicts = deps.tokenVerdicts
   }
 
   /**
@@ -98,7 +107,7 @@ export class IncodeClient {
     const zeroPath = options?.zeroPath === true
 
     if (caller.kind === 'token') {
-      const answer = await this.#send(endpoint, caller.token, caller.interviewId, payload, ctx, zeroPath)
+      const answer = await this.#sendWithToken(endpoint, caller, payload, ctx, zeroPath)
       if (isSuccess(answer.status)) return answer
       // A 403 here means the caller's token does not reach that interview: the caller's problem.
       throw statusError(endpoint, answer, answer.status === 403 ? 403 : undefined)
@@ -135,14 +144,26 @@ export class IncodeClient {
     ctx: CallContext,
     options?: CallOptions,
   ): Promise<RawAnswer> {
-    return this.#send(
-      endpoint,
-      caller.token,
-      caller.interviewId,
-      JSON.stringify(body),
-      ctx,
-      options?.zeroPath === true,
-    )
+    return this.#sendWithToken(endpoint, caller, JSON.stringify(body), ctx, options?.zeroPath === true)
+  }
+
+  /**
+   * A call with a caller's token. A refusal Incode gave lately to the same token, in the same form
+   * of call, is answered again without calling; every answer is recorded as Incode's verdict.
+   */
+  async #sendWithToken(
+    endpoint: IncodeEndpoint,
+    caller: Extract<Caller, { kind: 'token' }>,
+    payload: string,
+    ctx: CallContext,
+    zeroPath: boolean,
+  ): Promise<RawAnswer> {
+    const use = { endpoint, zeroPath, interviewId: caller.interviewId }
+    const refused = this.#tokenVerdicts?.refusal(caller.token, use)
+    if (refused) return refused
+    const answer = await this.#send(endpoint, caller.token, caller.interviewId, payload, ctx, zeroPath)
+    this.#tokenVerdicts?.record(caller.token, use, answer)
+    return answer
   }
 
   #send(

@@ -479,17 +479,23 @@ t.test('refused keys count against the rate limit of their address', async (t) =
   for (const url of ['/healthz', '/readyz']) {
     t.equal((await app.inject({ method: 'GET', url })).statusCode, 200, `${url} from the limited address`)
   }
-  // A frontend on the same address counts against its token, not the address.
-  const session = await app.inject({
-    method: 'POST',
-    url: '/v1/session/image-links',
-    headers: {
-      'content-type': 'application/json',
-      'x-incode-session-token': simulator.sessionToken(small),
-    },
-    payload: JSON.stringify({ images: ['selfie'] }),
-  })
-  t.equal(session.statusCode, 200, 'a session token from the limited address is served')
+  // A frontend on the same address whose token Incode has accepted counts against its token, not
+  // the address (a token not accepted yet counts against both: token-flood.test.ts).
+  const sessionToken = simulator.sessionToken(small)
+  const sessionLinks = (remoteAddress?: string) =>
+    app.inject({
+      method: 'POST',
+      url: '/v1/session/image-links',
+      headers: { 'content-type': 'application/json', 'x-incode-session-token': sessionToken },
+      payload: JSON.stringify({ images: ['selfie'] }),
+      ...(remoteAddress === undefined ? {} : { remoteAddress }),
+    })
+  t.equal((await sessionLinks('192.0.2.8')).statusCode, 200, 'a session token is accepted elsewhere')
+  t.equal(
+    (await sessionLinks()).statusCode,
+    200,
+    'an accepted session token from the limited address is served',
+  )
 
   // A valid partner is limited by its name, not by the address whose guesses are limited; its
   // calls without the route's scope count against its name too.

@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
+import { TokenVerdicts } from '../../auth/tokenVerdicts.js'
 import { LinkCache } from '../../cache/linkCache.js'
 import { hasAdminCredentials, type Config } from '../../config.js'
 import { SizeEstimator } from '../../domain/sizeEstimator.js'
@@ -17,6 +18,8 @@ declare module 'fastify' {
     transport: Transport
     adminTokens: AdminTokenProvider | undefined
     incode: IncodeClient
+    /** Incode's verdicts on callers' tokens: refusals answered from memory, acceptances for rate limits. */
+    tokenVerdicts: TokenVerdicts
     linkCache: LinkCache
     sizeEstimator: SizeEstimator
     /** Bounds the base64 answer bytes held across all requests. */
@@ -48,7 +51,16 @@ export default fp(
     app.decorate('config', config)
     app.decorate('transport', transport)
     app.decorate('adminTokens', adminTokens)
-    app.decorate('incode', new IncodeClient({ config, transport, ...(adminTokens ? { adminTokens } : {}) }))
+    const tokenVerdicts = new TokenVerdicts({
+      refusalTtlMs: config.TOKEN_REFUSAL_TTL_MS,
+      maxEntries: config.TOKEN_MEMORY_MAX_ENTRIES,
+      ...(now ? { now } : {}),
+    })
+    app.decorate('tokenVerdicts', tokenVerdicts)
+    app.decorate(
+      'incode',
+      new IncodeClient({ config, transport, tokenVerdicts, ...(adminTokens ? { adminTokens } : {}) }),
+    )
     app.decorate(
       'linkCache',
       new LinkCache({

@@ -2,28 +2,61 @@ import rateLimit from '@fastify/rate-limit'
 import underPressure from '@fastify/under-pressure'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
-import { sha256Hex } from '../../auth/apiKeys.js'
+import { tokenHash, type TokenVerdicts } from '../../auth/tokenVerdicts.js'
 import { AppError, OverloadedError } from '../../errors.js'
+import { headerValue, INCODE_TOKEN_HEADER, SESSION_TOKEN_HEADER } from '../../routes/context.js'
 
-const CREDENTIAL_HEADERS = ['x-incode-session-token', 'x-incode-hardware-id'] as const
+interface PresentedToken {
+  /** SHA-256 of the token: bucket names and the verdict memory never hold the token itself. */
+  hash: string
+  /** Incode accepted it lately. */
+  accepted: boolean
+}
 
 /**
- * Who a request counts against: the authenticated partner, else a hash of the Incode token it
- * carries (never the token itself), else its address. A caller refused by auth (answered only after
- * this count) counts against its address, so that guessing keys is limited too; a valid key
- * lacking the route's scope counts against its partner.
+ * Rate-limit keys. Who a request counts against: the authenticated partner; else the Incode token
+ * the route forwards (the hardware ID on drop-in paths, else the session token) once Incode has
+ * accepted it; else its address. A token not accepted yet (a random one, or a new session's
+ * first call) counts against its address and against its own bucket: inventing tokens earns no
+ * requests. A caller refused by auth (answered only after this count) counts against its address,
+ * so that guessing keys is limited too; a valid key lacking the route's scope counts against its
+ * partner.
  */
-function callerKey(request: FastifyRequest): string {
-  const refusal = request.authRefusal
-  if (refusal) return refusal.partner ? `partner:${refusal.partner.name}` : `ip:${request.ip}`
-  if (request.partner) return `partner:${request.partner.name}`
-  for (const header of CREDENTIAL_HEADERS) {
-    const value = request.headers[header]
-    if (typeof value === 'string' && value !== '') {
-      return `token:${sha256Hex(value).slice(0, 32)}`
-    }
+function rateLimitKeys(verdicts: TokenVerdicts) {
+  // Each request's token is hashed and looked up once, for both limits.
+  const seen = new WeakMap<FastifyRequest, PresentedToken | undefined>()
+  const presentedToken = (request: FastifyRequest): PresentedToken | undefined => {
+    if (seen.has(request)) return seen.get(request)
+    const header = request.routeOptions.config.dropIn === true ? INCODE_TOKEN_HEADER : SESSION_TOKEN_HEADER
+    const token = headerValue(request, header)
+    const hash = token === undefined ? undefined : tokenHash(token)
+    const presented = hash === undefined ? undefined : { hash, accepted: verdicts.isAcceptedHash(hash) }
+    seen.set(request, presented)
+    return presented
   }
-  return `ip:${request.ip}`
+
+  const callerKey = (request: FastifyRequest): string => {
+    const refusal = request.authRefusal
+    if (refusal) return refusal.partner ? `partner:${refusal.partner.name}` : `ip:${request.ip}`
+    if (request.partner) return `partner:${request.partner.name}`
+    const token = presentedToken(request)
+    return token?.accepted ? `token:${token.hash}` : `ip:${request.ip}`
+  }
+
+  /** The bucket of a token not accepted yet, counted on top of its address; else undefined. */
+  const unacceptedTokenKey = (request: FastifyRequest): string | undefined => {
+    if (request.authRefusal || request.partner) return undefined
+    const token = presentedToken(request)
+    return token && !token.accepted ? `token:${token.hash}` : undefined
+  }
+
+  return { callerKey, unacceptedTokenKey }
+}
+
+function rateLimited(max: number, after: string, ttlMs: number): AppError {
+  return new AppError(429, 'RATE_LIMITED', `Rate limit of ${max} requests per ${after} exceeded`, {
+    retryAfterSeconds: Math.ceil(ttlMs / 1000),
+  })
 }
 
 /** Per-caller rate limits, and load shedding when the event loop lags. */
@@ -36,14 +69,12 @@ export default fp(
       // then), so a stall of one sampling interval must already be past the threshold.
       sampleInterval: Math.max(1_000, config.SHED_EVENT_LOOP_DELAY_MS),
       retryAfter: 1,
-      pressureHandler: (request, reply) => {
-        // Probes stay answerable (returning without an answer lets a request through): an
-        // orchestrator must not restart or unlist an instance that is only busy, at start-up say.
-        if (request.routeOptions.config.probe === true) return
+      pressureHandler: (_request, reply) => {
         metrics.shed.inc({ reason: 'event_loop' })
         void reply.send(new OverloadedError('The service is overloaded, retry later', 1, 'OVERLOADED'))
       },
     })
+    const { callerKey, unacceptedTokenKey } = rateLimitKeys(app.tokenVerdicts)
     await app.register(rateLimit, {
       global: true,
       max: config.RATE_LIMIT_MAX,
@@ -52,15 +83,20 @@ export default fp(
       allowList: (request) => request.url === '/healthz' || request.url === '/readyz',
       errorResponseBuilder: (_request, context) => {
         metrics.shed.inc({ reason: 'rate_limit' })
-        return new AppError(
-          429,
-          'RATE_LIMITED',
-          `Rate limit of ${context.max} requests per ${context.after} exceeded`,
-          {
-            retryAfterSeconds: Math.ceil(context.ttl / 1000),
-          },
-        )
+        return rateLimited(context.max, context.after, context.ttl)
       },
+    })
+    // The second limit, for tokens Incode has not accepted yet: their own bucket (in a store of
+    // its own), on top of the address bucket above.
+    const unacceptedTokenLimit = app.createRateLimit({
+      keyGenerator: (request) => unacceptedTokenKey(request) ?? '',
+      allowList: (request) => unacceptedTokenKey(request) === undefined,
+    })
+    app.addHook('onRequest', async (request) => {
+      const limit = await unacceptedTokenLimit(request)
+      if (limit.isAllowed || !limit.isExceeded) return
+      metrics.shed.inc({ reason: 'rate_limit' })
+      throw rateLimited(limit.max, `${Math.round(limit.timeWindow / 1000)} s per token`, limit.ttl)
     })
   },
   { name: 'limits', dependencies: ['services', 'auth'] },
