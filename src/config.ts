@@ -127,6 +127,10 @@ export const ConfigSchema = Type.Object({
     description: 'Link cache size at most (bytes).',
   }),
   LINK_CACHE_MARGIN_MS: Ms(300_000, 'Links are dropped this long before they expire.'),
+  LINK_CACHE_MISSING_TTL_MS: Ms(
+    60_000,
+    'How long "this session has no such image" is cached; a DELETE of the session drops it sooner.',
+  ),
   ADMIN_TOKEN_REFRESH_MARGIN_MS: Ms(600_000, 'Renew the admin token this long before it expires.'),
   BODY_LIMIT_BYTES: Type.Integer({
     minimum: 1024,

@@ -1,5 +1,10 @@
 import { Type, type Static } from '@sinclair/typebox'
 import { IMAGE_TYPES, type ImageType } from './domain/imageTypes.js'
+import {
+  INTERVIEW_ID_MAX_LENGTH,
+  INTERVIEW_ID_OR_EMPTY_PATTERN,
+  INTERVIEW_ID_PATTERN,
+} from './domain/interviewId.js'
 
 /**
  * Shared schemas, registered once by `$id` (see app.ts) and referenced with `Type.Ref`, so the
@@ -13,6 +18,23 @@ export const ImageTypeSchema = Type.Unsafe<ImageType>({
   description: 'An Incode image type.',
   examples: ['selfie'],
 })
+
+/**
+ * An Incode interview ID wherever a request names one (a /v1 path parameter, a drop-in `?id=`):
+ * one form everywhere (see domain/interviewId.ts), so whitespace or other variants of one ID are
+ * refused, never cached under other keys. `emptyMeansAbsent`: an empty value is let through, for
+ * the caller to read as "not given".
+ */
+export function interviewIdSchema(description: string, options: { emptyMeansAbsent?: boolean } = {}) {
+  const empty = options.emptyMeansAbsent === true
+  return Type.String({
+    minLength: empty ? 0 : 1,
+    maxLength: INTERVIEW_ID_MAX_LENGTH,
+    pattern: empty ? INTERVIEW_ID_OR_EMPTY_PATTERN : INTERVIEW_ID_PATTERN,
+    description,
+    examples: ['6650a1f0c0ffee0000000001'],
+  })
+}
 
 export const ProblemSchema = Type.Object(
   {

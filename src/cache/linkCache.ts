@@ -1,18 +1,41 @@
 import { LRUCache } from 'lru-cache'
 import { sha256Hex } from '../auth/apiKeys.js'
 import type { ImageType } from '../domain/imageTypes.js'
-import type { LinkEntry, NormalisedLinks } from '../domain/links.js'
+import { prepareEntryTexts, type LinkEntry, type NormalisedLinks } from '../domain/links.js'
 
 /** HIT: every requested type came from the cache; MISS: none did; PARTIAL: some did. */
 export type CacheStatus = 'HIT' | 'MISS' | 'PARTIAL'
 
+/** Where one lookup's entries are kept, who may read them, and what limits and labels them. */
+export interface CacheSlot {
+  /** Who may read: 'admin', or scopeForToken(the caller's token). The only thing deciding access. */
+  scope: string
+  /** The interview as the request named it ('' when only the token names it): part of the key. */
+  interviewId: string
+  /**
+   * The interview the entries belong to, for invalidate() only (default: interviewId). Never used
+   * to read: a label cannot let one scope see another's entries.
+   */
+  label?: string
+  /**
+   * When the credential that fetches the entries stops working (epoch ms, e.g. a token's `exp`):
+   * no entry is served at or after it, and a lookup made at or after it bypasses the cache.
+   */
+  notAfterMs?: number
+}
+
 export interface LinkCacheOptions {
   /** Upper bound on cached (scope, interview, type) entries. */
   maxEntries: number
-  /** Upper bound on the summed size of entries (JSON of the entry + key, in bytes). */
+  /**
+   * Upper bound on the summed size of entries, in bytes of heap as estimated by entryHeapBytes:
+   * the key, the entry's strings, the answer texts kept beside it, and per-entry overhead.
+   */
   maxBytes: number
   /** Links expiring within this many ms are never served from the cache. */
   marginMs: number
+  /** How long "the session has no such image" is cached (ms; default 60 s). */
+  missingTtlMs?: number
   /** Clock in epoch ms; drives lru-cache's TTL too, so tests can use a fake one. */
   now?: () => number
 }
@@ -32,22 +55,28 @@ export interface LinkCacheStats {
 
 export interface ResolvedLinks {
   entries: Map<ImageType, LinkEntry>
+  /** Types with no link: reported so by the loader now, or cached as such. */
   missing: ImageType[]
   status: CacheStatus
 }
 
 export type LinkLoader = (types: ImageType[]) => Promise<NormalisedLinks>
 
-/** What the cache keeps per key; interviewId is kept to clean the invalidation index on disposal. */
+/** What the cache keeps per key; label is kept to clean the invalidation index on disposal. */
 interface Stored {
-  entry: LinkEntry
-  expiresAtMs: number
-  interviewId: string
+  /** undefined: the session has no image of that type (a cached "missing" answer). */
+  entry: LinkEntry | undefined
+  /** Served while now < this: the link's expiry − margin, the missing TTL, the credential's expiry. */
+  servableUntilMs: number
+  label: string
+  /** Heap bytes this entry accounts for (see entryHeapBytes). */
+  bytes: number
 }
 
 /** One upstream call in flight, shared by every request that needs one of its keys. */
 interface InFlight {
-  interviewId: string
+  label: string
+  notAfterMs: number
   keys: string[]
   /** Set by invalidate/clear: the result must not be written into the cache. */
   stale: boolean
@@ -67,6 +96,46 @@ function keyOf(scope: string, interviewId: string, type: ImageType): string {
   return `${scope}\0${interviewId}\0${type}`
 }
 
+/**
+ * Heap overhead beyond the strings, in bytes, measured on Node 20 (x64) by filling a cache and
+ * comparing heapUsed with the accounted total (within 1% for 1 to 8 attempts per link; the former
+ * count, JSON + key, was 4.5 times short; test/cache/bounds.test.ts keeps them close): per record,
+ * lru-cache's key map entry, the Stored record and the invalidation index entry; per link, the
+ * frozen entry, its attempts array and the weak-map records holding its texts; per attempt, its
+ * frozen object. lru-cache's slot arrays are sized by maxEntries up front (about 44 bytes a slot),
+ * a fixed cost outside this count.
+ */
+const RECORD_OVERHEAD_BYTES = 200
+const LINK_OVERHEAD_BYTES = 400
+const ATTEMPT_OVERHEAD_BYTES = 224
+/** V8's header of a sequential string. */
+const STRING_HEADER_BYTES = 16
+const DEFAULT_MISSING_TTL_MS = 60_000
+
+/** Heap bytes of a flat string: one byte per character unless one needs two. */
+function stringHeapBytes(text: string): number {
+  // eslint-disable-next-line no-control-regex
+  return STRING_HEADER_BYTES + (/[^\u0000-\u00ff]/.test(text) ? 2 : 1) * text.length
+}
+
+/**
+ * What one stored entry costs the heap: its key, every string of the entry (the latest link
+ * and each attempt's, which are separate strings even when equal), the answer texts kept beside
+ * it (prepared here), and the fixed overhead. An estimate, but one that counts everything held.
+ */
+export function entryHeapBytes(key: string, type: ImageType, entry: LinkEntry | undefined): number {
+  let bytes = RECORD_OVERHEAD_BYTES + stringHeapBytes(key)
+  if (entry === undefined) return bytes
+  bytes += LINK_OVERHEAD_BYTES + stringHeapBytes(entry.url) + stringHeapBytes(entry.expiresAt)
+  for (const attempt of entry.attempts) {
+    bytes += ATTEMPT_OVERHEAD_BYTES
+    bytes += stringHeapBytes(attempt.url) + stringHeapBytes(attempt.capturedAt)
+    bytes += stringHeapBytes(attempt.expiresAt)
+  }
+  for (const text of prepareEntryTexts(type, entry)) bytes += stringHeapBytes(text)
+  return bytes
+}
+
 function assertPositiveInteger(name: string, value: number): void {
   if (!Number.isSafeInteger(value) || value <= 0) {
     throw new RangeError(`LinkCache: ${name} must be a positive integer, got ${String(value)}`)
@@ -76,13 +145,16 @@ function assertPositiveInteger(name: string, value: number): void {
 /**
  * Caches Incode's temporary image links per (scope, interview, image type) and coalesces
  * concurrent loads, so each link is fetched upstream once while it is still comfortably valid.
+ * "No image of that type" answers are cached too, briefly. Every entry carries what limits its
+ * life (its links' expiry, its credential's expiry) and the label that invalidates it.
  */
 export class LinkCache {
   readonly #now: () => number
   readonly #marginMs: number
+  readonly #missingTtlMs: number
   readonly #lru: LRUCache<string, Stored>
-  /** interviewId → keys stored with it, so invalidate() finds every scope's entries. */
-  readonly #byInterview = new Map<string, Set<string>>()
+  /** label (interview ID) → keys stored with it, so invalidate() finds every scope's entries. */
+  readonly #byLabel = new Map<string, Set<string>>()
   /** key → the load currently fetching it. */
   readonly #inFlight = new Map<string, InFlight>()
   #hits = 0
@@ -98,15 +170,17 @@ export class LinkCache {
         `LinkCache: marginMs must be a finite number >= 0, got ${String(options.marginMs)}`,
       )
     }
+    const missingTtlMs = options.missingTtlMs ?? DEFAULT_MISSING_TTL_MS
+    assertPositiveInteger('missingTtlMs', missingTtlMs)
     const now = options.now ?? Date.now
     this.#now = now
     this.#marginMs = options.marginMs
+    this.#missingTtlMs = missingTtlMs
     this.#lru = new LRUCache<string, Stored>({
       max: options.maxEntries,
       maxSize: options.maxBytes,
-      sizeCalculation: (value, key) =>
-        Buffer.byteLength(JSON.stringify(value.entry)) + Buffer.byteLength(key),
-      // TTL is set per entry from its link's expiry; reads never extend it.
+      sizeCalculation: (value) => value.bytes,
+      // TTL is set per entry from what limits its life; reads never extend it.
       updateAgeOnGet: false,
       updateAgeOnHas: false,
       noUpdateTTL: true,
@@ -118,28 +192,28 @@ export class LinkCache {
       ttlAutopurge: false,
       dispose: (value, key, reason) => {
         if (reason === 'evict') this.#evictions++
-        this.#unindex(value.interviewId, key)
+        this.#unindex(value.label, key)
       },
     })
   }
 
-  async resolve(
-    scope: string,
-    interviewId: string,
-    types: readonly ImageType[],
-    load: LinkLoader,
-  ): Promise<ResolvedLinks> {
+  async resolve(slot: CacheSlot, types: readonly ImageType[], load: LinkLoader): Promise<ResolvedLinks> {
     const wanted = [...new Set(types)]
+    const now = this.#now()
+    const notAfterMs = slot.notAfterMs ?? Infinity
+    if (!(notAfterMs > now)) return this.#bypass(wanted, load)
+
     const entries = new Map<ImageType, LinkEntry>()
+    const cachedMissing = new Set<ImageType>()
     const waits: { type: ImageType; flight: InFlight }[] = []
     const toLoad: ImageType[] = []
-    const now = this.#now()
 
     for (const type of wanted) {
-      const key = keyOf(scope, interviewId, type)
+      const key = keyOf(slot.scope, slot.interviewId, type)
       const cached = this.#read(key, now)
       if (cached) {
-        entries.set(type, cached)
+        if (cached.entry) entries.set(type, cached.entry)
+        else cachedMissing.add(type)
         continue
       }
       const flight = this.#inFlight.get(key)
@@ -147,14 +221,14 @@ export class LinkCache {
       else toLoad.push(type)
     }
 
-    const fromCache = entries.size
+    const fromCache = entries.size + cachedMissing.size
     this.#hits += fromCache
     this.#misses += wanted.length - fromCache
     this.#coalesced += waits.length
     const status: CacheStatus = fromCache === wanted.length ? 'HIT' : fromCache === 0 ? 'MISS' : 'PARTIAL'
 
     if (toLoad.length > 0) {
-      const flight = this.#start(scope, interviewId, toLoad, load)
+      const flight = this.#start(slot, toLoad, load)
       for (const type of toLoad) waits.push({ type, flight })
     }
 
@@ -167,45 +241,45 @@ export class LinkCache {
         if (got) entries.set(type, got.entry)
       }
     }
-    // Answer in the caller's order, whichever source each type came from.
-    const ordered = new Map<ImageType, LinkEntry>()
-    const missing: ImageType[] = []
-    for (const type of wanted) {
-      const entry = entries.get(type)
-      if (entry) ordered.set(type, entry)
-      else missing.push(type)
-    }
-    return { entries: ordered, missing, status }
+    return inCallersOrder(wanted, entries, status)
   }
 
-  /** What is servable from the cache now, without loading or waiting (e.g. while upstream is down). */
+  /**
+   * What is servable from the cache now, without loading or waiting (e.g. while upstream is
+   * down): links, types cached as missing, and the misses.
+   */
   peek(
-    scope: string,
-    interviewId: string,
+    slot: CacheSlot,
     types: readonly ImageType[],
-  ): { entries: Map<ImageType, LinkEntry>; misses: ImageType[] } {
+  ): { entries: Map<ImageType, LinkEntry>; missing: ImageType[]; misses: ImageType[] } {
     const entries = new Map<ImageType, LinkEntry>()
+    const missing: ImageType[] = []
     const misses: ImageType[] = []
     const now = this.#now()
+    const live = (slot.notAfterMs ?? Infinity) > now
     for (const type of new Set(types)) {
-      const cached = this.#read(keyOf(scope, interviewId, type), now)
-      if (cached) entries.set(type, cached)
-      else misses.push(type)
+      const cached = live ? this.#read(keyOf(slot.scope, slot.interviewId, type), now) : undefined
+      if (!cached) misses.push(type)
+      else if (cached.entry) entries.set(type, cached.entry)
+      else missing.push(type)
     }
-    return { entries, misses }
+    return { entries, missing, misses }
   }
 
-  /** Drops the interview's entries in every scope; loads already in flight for it will not be stored. */
+  /**
+   * Drops every entry labelled with the interview, in every scope (links and cached "missing"
+   * answers alike); loads already in flight for it will not be stored.
+   */
   invalidate(interviewId: string): number {
     for (const [key, flight] of this.#inFlight) {
-      if (flight.interviewId !== interviewId) continue
+      if (flight.label !== interviewId) continue
       flight.stale = true
       // Later requests start a fresh load rather than waiting on pre-invalidation data.
       this.#inFlight.delete(key)
     }
     let dropped = 0
     // Copy: dispose() edits the index while we delete.
-    for (const key of [...(this.#byInterview.get(interviewId) ?? [])]) {
+    for (const key of [...(this.#byLabel.get(interviewId) ?? [])]) {
       if (this.#lru.delete(key)) dropped++
     }
     return dropped
@@ -231,21 +305,44 @@ export class LinkCache {
     this.#lru.clear()
   }
 
-  #start(scope: string, interviewId: string, types: ImageType[], load: LinkLoader): InFlight {
-    const keys = types.map((type) => keyOf(scope, interviewId, type))
+  /** A lookup with a dead credential: loaded as if there were no cache (nothing read, joined or stored). */
+  async #bypass(wanted: ImageType[], load: LinkLoader): Promise<ResolvedLinks> {
+    this.#misses += wanted.length
+    if (wanted.length === 0) return { entries: new Map(), missing: [], status: 'HIT' }
+    const links = await load([...wanted])
+    const entries = new Map<ImageType, LinkEntry>()
+    for (const type of wanted) {
+      const got = links.entries.get(type)
+      if (got) entries.set(type, got.entry)
+    }
+    return inCallersOrder(wanted, entries, 'MISS')
+  }
+
+  #start(slot: CacheSlot, types: ImageType[], load: LinkLoader): InFlight {
+    const keys = types.map((type) => keyOf(slot.scope, slot.interviewId, type))
     // async wrapper: a loader that throws synchronously still becomes a rejection.
     const promise = (async () => load([...types]))()
-    const flight: InFlight = { interviewId, keys, stale: false, promise }
+    const flight: InFlight = {
+      label: slot.label ?? slot.interviewId,
+      notAfterMs: slot.notAfterMs ?? Infinity,
+      keys,
+      stale: false,
+      promise,
+    }
     for (const key of keys) this.#inFlight.set(key, flight)
     const settle = (links?: NormalisedLinks) => {
       for (const key of keys) {
         if (this.#inFlight.get(key) === flight) this.#inFlight.delete(key)
       }
       if (!links || flight.stale) return
+      const now = this.#now()
       types.forEach((type, i) => {
-        const got = links.entries.get(type)
         const key = keys[i]
-        if (got && key !== undefined) this.#store(key, interviewId, got.entry, got.expiresAtMs)
+        if (key === undefined) return
+        const got = links.entries.get(type)
+        // A type the answer has no link for is cached as missing, briefly (a capture may come).
+        const until = got ? got.expiresAtMs - this.#marginMs : now + this.#missingTtlMs
+        this.#store(key, type, flight, got?.entry, Math.min(until, flight.notAfterMs), now)
       })
     }
     // Registered before any waiter's handler, so the cache is written before waiters resume.
@@ -254,42 +351,72 @@ export class LinkCache {
     return flight
   }
 
-  #store(key: string, interviewId: string, entry: LinkEntry, expiresAtMs: number): void {
-    const ttl = Math.floor(expiresAtMs - this.#marginMs - this.#now())
-    // Expires within the margin (or has no usable expiry): never stored, only handed to the loader's callers.
+  #store(
+    key: string,
+    type: ImageType,
+    flight: InFlight,
+    entry: LinkEntry | undefined,
+    servableUntilMs: number,
+    now: number,
+  ): void {
+    const ttl = Math.floor(servableUntilMs - now)
+    // Expires within the margin, after the credential, or has no usable expiry: never stored,
+    // only handed to the loader's callers.
     if (!(ttl > 0)) return
-    const stored: Stored = { entry: frozenCopy(entry), expiresAtMs, interviewId }
+    const frozen = entry && frozenCopy(entry)
+    const stored: Stored = {
+      entry: frozen,
+      servableUntilMs,
+      label: flight.label,
+      bytes: entryHeapBytes(key, type, frozen),
+    }
     // Delete first: with noUpdateTTL a replaced value would keep the old entry's TTL.
     this.#lru.delete(key)
     this.#lru.set(key, stored, { ttl })
     // Not stored if larger than maxBytes on its own.
     if (this.#lru.peek(key) !== stored) return
-    let keys = this.#byInterview.get(interviewId)
+    let keys = this.#byLabel.get(flight.label)
     if (!keys) {
       keys = new Set()
-      this.#byInterview.set(interviewId, keys)
+      this.#byLabel.set(flight.label, keys)
     }
     keys.add(key)
   }
 
-  /** A servable cached entry (frozen, shared), or undefined; entries within the margin count as misses. */
-  #read(key: string, now: number): LinkEntry | undefined {
+  /** A servable cached record, or undefined; records past their servable time count as misses. */
+  #read(key: string, now: number): Stored | undefined {
     const stored = this.#lru.get(key)
     if (!stored) return undefined
     // Belt and braces: lru-cache's TTL should already have dropped it.
-    if (!(stored.expiresAtMs - this.#marginMs > now)) {
+    if (!(stored.servableUntilMs > now)) {
       this.#lru.delete(key)
       return undefined
     }
-    return stored.entry
+    return stored
   }
 
-  #unindex(interviewId: string, key: string): void {
-    const keys = this.#byInterview.get(interviewId)
+  #unindex(label: string, key: string): void {
+    const keys = this.#byLabel.get(label)
     if (!keys) return
     keys.delete(key)
-    if (keys.size === 0) this.#byInterview.delete(interviewId)
+    if (keys.size === 0) this.#byLabel.delete(label)
   }
+}
+
+/** The answer in the caller's order, whichever source each type came from; the rest missing. */
+function inCallersOrder(
+  wanted: readonly ImageType[],
+  entries: Map<ImageType, LinkEntry>,
+  status: CacheStatus,
+): ResolvedLinks {
+  const ordered = new Map<ImageType, LinkEntry>()
+  const missing: ImageType[] = []
+  for (const type of wanted) {
+    const entry = entries.get(type)
+    if (entry) ordered.set(type, entry)
+    else missing.push(type)
+  }
+  return { entries: ordered, missing, status }
 }
 
 /**

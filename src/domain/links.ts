@@ -251,6 +251,26 @@ const entryJson = new WeakMap<LinkEntry, string>()
 /** Keyed by entry, remembered with its type: Incode's shape names the type in the text. */
 const incodeEntryJson = new WeakMap<LinkEntry, { type: ImageType; json: string }>()
 
+/**
+ * Works out, once, the texts a cached (frozen) entry is answered with on either route family and
+ * keeps them beside it (v1 shape, Incode shape), so that the cache can count what it really holds.
+ * Called when the entry is stored: no hit after that serialises anything.
+ */
+export function prepareEntryTexts(type: ImageType, entry: LinkEntry): [string, string] {
+  if (!Object.isFrozen(entry)) throw new TypeError('only frozen (cached) entries keep their texts')
+  let json = entryJson.get(entry)
+  if (json === undefined) {
+    json = JSON.stringify(entry)
+    entryJson.set(entry, json)
+  }
+  let incode = incodeEntryJson.get(entry)
+  if (incode?.type !== type) {
+    incode = { type, json: JSON.stringify(toIncodeLinksShape([[type, entry]])).slice(1, -1) }
+    incodeEntryJson.set(entry, incode)
+  }
+  return [json, incode.json]
+}
+
 /** `{"images":{type: entry…},"missing":[…]}` as text, the /v1 links answer. */
 export function linksAnswerJson(
   entries: Iterable<[ImageType, LinkEntry]>,

@@ -1,3 +1,5 @@
+import { isInterviewId } from './interviewId.js'
+
 /**
  * What an Incode token (a JWT) says about itself, read WITHOUT verifying its signature. Only
  * Incode can verify it; these facts may therefore only ever restrict what the service does with
@@ -13,11 +15,6 @@ export interface TokenClaims {
   /** The token says it is an executive (admin) token (the simulator's `kind: "admin"`). */
   executive: boolean
 }
-
-/** The form of an Incode interview ID, as the routes accept it (path parameter or `?id=`). */
-export const INTERVIEW_ID_PATTERN = '^[A-Za-z0-9_-]+$'
-export const INTERVIEW_ID_MAX_LENGTH = 64
-const INTERVIEW_ID = new RegExp(INTERVIEW_ID_PATTERN)
 
 /** A JWT's payload as an object, or undefined when the token is not a decodable JWT. */
 function payloadOf(token: string): Record<string, unknown> | undefined {
@@ -54,8 +51,4 @@ export function readTokenClaims(token: string): TokenClaims {
   if (typeof exp === 'number' && Number.isFinite(exp)) facts.expiresAtMs = exp * 1000
   if (!executive && typeof sub === 'string' && isInterviewId(sub)) facts.interviewId = sub
   return facts
-}
-
-export function isInterviewId(value: string): boolean {
-  return value.length <= INTERVIEW_ID_MAX_LENGTH && INTERVIEW_ID.test(value)
 }

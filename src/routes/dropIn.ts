@@ -1,12 +1,11 @@
 import { Type } from '@sinclair/typebox'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyReply, FastifyRequest } from 'fastify'
-import { scopeForToken } from '../cache/linkCache.js'
 import type { ScannedEntry } from '../domain/flatJson.js'
 import type { ImageType } from '../domain/imageTypes.js'
 import { incodeLinksAnswerJson } from '../domain/links.js'
 import { foldTypes } from '../domain/requestedTypes.js'
-import { IncodeErrorRef, ImageTypeSchema } from '../schemas.js'
+import { IncodeErrorRef, ImageTypeSchema, interviewIdSchema } from '../schemas.js'
 import { lookupLinks } from '../services/linkLookup.js'
 import { splitFetch } from '../services/splitFetch.js'
 import { watchedAnswer } from '../services/writeWatch.js'
@@ -20,11 +19,11 @@ import {
   sessionCaller,
 } from './context.js'
 
+// The interview ID in the form the /v1 routes take it; an empty `?id=` counts as none, as on Incode.
 const Query = Type.Object({
   id: Type.Optional(
-    Type.String({
-      maxLength: 64,
-      description: 'Interview ID; optional with a session token, required with an admin token.',
+    interviewIdSchema('Interview ID; optional with a session token, required with an admin token.', {
+      emptyMeansAbsent: true,
     }),
   ),
 })
@@ -52,7 +51,8 @@ type DropInQuery = { id?: string }
 type DropInBody = { images?: ImageType[] }
 
 function tokenCaller(request: FastifyRequest): Extract<Caller, { kind: 'token' }> {
-  return sessionCaller(request, INCODE_TOKEN_HEADER, (request.query as DropInQuery).id)
+  const { id } = request.query as DropInQuery
+  return sessionCaller(request, INCODE_TOKEN_HEADER, id === '' ? undefined : id)
 }
 
 /**
@@ -186,11 +186,8 @@ const dropInRoutes: FastifyPluginAsyncTypebox = async (app) => {
       `${prefix}${paths.imageLinks}`,
       routeOptions(`Fetch image links with previous attempts${note}`, Body, IncodeLinks),
       async (request: FastifyRequest, reply: FastifyReply) => {
-        const caller = tokenCaller(request)
         const resolved = await lookupLinks(app.linkDeps, {
-          caller,
-          scope: scopeForToken(caller.token),
-          interviewId: caller.interviewId ?? '',
+          caller: tokenCaller(request),
           types: (request.body as DropInBody).images ?? [],
           requestId: request.id,
           zeroPath: zero,

@@ -1,8 +1,9 @@
-import type { CacheStatus, LinkCache } from '../cache/linkCache.js'
+import { scopeForToken, type CacheSlot, type CacheStatus, type LinkCache } from '../cache/linkCache.js'
 import { IMAGE_TYPE_INFO, IMAGE_TYPES, type ImageType } from '../domain/imageTypes.js'
 import { normaliseLinks, type LinkEntry } from '../domain/links.js'
 import { foldTypes } from '../domain/requestedTypes.js'
-import { UpstreamBadResponseError } from '../errors.js'
+import { readTokenClaims } from '../domain/tokenClaims.js'
+import { UnauthorizedError, UpstreamBadResponseError } from '../errors.js'
 import type { Metrics } from '../metrics.js'
 import type { Caller, IncodeClient } from '../upstream/incode.js'
 
@@ -14,13 +15,12 @@ export interface LinkLookupDeps {
   deadlineMs: number
 }
 
+/** One request's lookup. The cache scope, label and lifetime bound follow from the caller alone. */
 export interface LinkLookup {
   caller: Caller
-  /** Cache scope: 'admin', or scopeForToken(the caller's token). */
-  scope: string
-  interviewId: string
   types: readonly ImageType[]
   requestId?: string
+  /** The drop-in `/0` form: the caller's token alone, without the API key. */
   zeroPath?: boolean
 }
 
@@ -31,16 +31,50 @@ export interface LinkLookupResult {
   status: CacheStatus
 }
 
+/**
+ * Where a caller's links are cached, derived here so that no route can pick a wrong scope. The
+ * admin token reads the 'admin' scope by interview. A caller's own token reads only its own scope
+ * (its hash); its entries are labelled with the interview they belong to (the `?id=` it named, else
+ * its own claim), so that DELETE reaches them, and live no longer than the token (its `exp`).
+ */
+export function cacheSlotFor(caller: Caller): CacheSlot {
+  if (caller.kind === 'admin') return { scope: 'admin', interviewId: caller.interviewId }
+  const claims = readTokenClaims(caller.token)
+  const slot: CacheSlot = {
+    scope: scopeForToken(caller.token),
+    interviewId: caller.interviewId ?? '',
+    label: caller.interviewId ?? claims.interviewId ?? '',
+  }
+  if (claims.expiresAtMs !== undefined) slot.notAfterMs = claims.expiresAtMs
+  return slot
+}
+
+/**
+ * What Incode would refuse whatever the cache holds, refused before the cache is consulted, so the
+ * answer never depends on what another form of the request has cached: the `/0` form takes a
+ * session token, not an executive one (Incode answers 401).
+ */
+function checkForm(caller: Caller, zeroPath: boolean): void {
+  if (zeroPath && caller.kind === 'token' && readTokenClaims(caller.token).executive) {
+    throw new UnauthorizedError(
+      'Endpoints under /0 take a session token; an executive token is not accepted',
+      'TOKEN_NOT_ACCEPTED',
+    )
+  }
+}
+
 const typeOrder = new Map(IMAGE_TYPES.map((t, i) => [t, i]))
 const byTypeOrder = (a: ImageType, b: ImageType) => (typeOrder.get(a) ?? 0) - (typeOrder.get(b) ?? 0)
 
 /**
  * Links for a list of types, through the link cache: cached types are served, the rest asked of
- * Incode in one call shared by concurrent requests. Cached links are served whatever the
- * upstream's state, so while the breaker is open the fully cached requests still succeed (and
- * are counted as such); the others fail fast with the breaker's 503.
+ * Incode in one call shared by concurrent requests. Cached links and "no such image" answers are
+ * served whatever the upstream's state, so while the breaker is open the fully cached requests
+ * still succeed (and are counted as such); the others fail fast with the breaker's 503.
  */
 export async function lookupLinks(deps: LinkLookupDeps, lookup: LinkLookup): Promise<LinkLookupResult> {
+  const zeroPath = lookup.zeroPath === true
+  checkForm(lookup.caller, zeroPath)
   const types = foldTypes(lookup.types)
   // Incode does not link cropped images: they are missing without asking.
   const linkable = types.filter((t) => IMAGE_TYPE_INFO[t].linkable)
@@ -50,7 +84,7 @@ export async function lookupLinks(deps: LinkLookupDeps, lookup: LinkLookup): Pro
   const resolved =
     linkable.length === 0
       ? { entries: new Map<ImageType, LinkEntry>(), missing: [], status: 'HIT' as const }
-      : await deps.linkCache.resolve(lookup.scope, lookup.interviewId, linkable, async (toLoad) => {
+      : await deps.linkCache.resolve(cacheSlotFor(lookup.caller), linkable, async (toLoad) => {
           // A load may serve several coalesced callers, so one caller leaving does not cancel it;
           // the deadline still bounds it.
           const answer = await deps.incode.call(
@@ -58,7 +92,7 @@ export async function lookupLinks(deps: LinkLookupDeps, lookup: LinkLookup): Pro
             lookup.caller,
             { images: toLoad },
             { deadlineAt, ...(lookup.requestId ? { requestId: lookup.requestId } : {}) },
-            { zeroPath: lookup.zeroPath === true },
+            { zeroPath },
           )
           try {
             return normaliseLinks(JSON.parse(answer.body.toString('utf8')), toLoad, deps.now())

@@ -1,6 +1,6 @@
 import t from 'tap'
 import type { ImageType } from '../../src/domain/imageTypes.js'
-import { FakeClock, FakeUpstream, HeldUpstream, flush, makeCache } from './fixtures/cache.js'
+import { at, FakeClock, FakeUpstream, flush, HeldUpstream, makeCache } from './fixtures/cache.js'
 
 void t.test('200 concurrent identical resolves call the loader once', async (t) => {
   const clock = new FakeClock()
@@ -9,7 +9,7 @@ void t.test('200 concurrent identical resolves call the loader once', async (t) 
   const held = new HeldUpstream()
 
   const types: ImageType[] = ['selfie', 'document']
-  const all = Array.from({ length: 200 }, () => cache.resolve('admin', 'iv-1', types, held.load))
+  const all = Array.from({ length: 200 }, () => cache.resolve(at('admin', 'iv-1'), types, held.load))
   await flush()
   t.equal(held.calls.length, 1, 'one upstream call for 200 requests')
   held.call(0).pending.resolve(upstream.links(types))
@@ -33,9 +33,9 @@ void t.test('overlapping lists: cached served, in-flight awaited, only the rest 
   const upstream = new FakeUpstream(clock)
   const held = new HeldUpstream()
 
-  await cache.resolve('admin', 'iv-1', ['selfie'], upstream.load) // a: cached
-  const first = cache.resolve('admin', 'iv-1', ['document'], held.load) // b: in flight
-  const second = cache.resolve('admin', 'iv-1', ['selfie', 'document', 'signature'], held.load)
+  await cache.resolve(at('admin', 'iv-1'), ['selfie'], upstream.load) // a: cached
+  const first = cache.resolve(at('admin', 'iv-1'), ['document'], held.load) // b: in flight
+  const second = cache.resolve(at('admin', 'iv-1'), ['selfie', 'document', 'signature'], held.load)
   await flush()
 
   t.same(
@@ -69,8 +69,8 @@ void t.test('a type another load reports missing is missing for its waiters too'
   const upstream = new FakeUpstream(clock, { missing: ['signature'] })
   const held = new HeldUpstream()
 
-  const first = cache.resolve('admin', 'iv-1', ['signature'], held.load)
-  const second = cache.resolve('admin', 'iv-1', ['signature', 'selfie'], held.load)
+  const first = cache.resolve(at('admin', 'iv-1'), ['signature'], held.load)
+  const second = cache.resolve(at('admin', 'iv-1'), ['signature', 'selfie'], held.load)
   await flush()
   t.same(held.calls[1]?.types, ['selfie'], 'the waiter loads only selfie itself')
   held.call(0).pending.resolve(upstream.links(['signature']))
@@ -87,9 +87,9 @@ void t.test('a rejected load rejects every waiter, is not cached, and the next c
   const held = new HeldUpstream()
   const boom = new Error('upstream timeout')
 
-  const waiters = Array.from({ length: 5 }, () => cache.resolve('admin', 'iv-1', ['selfie'], held.load))
+  const waiters = Array.from({ length: 5 }, () => cache.resolve(at('admin', 'iv-1'), ['selfie'], held.load))
   // A request that also loads a type of its own still fails with the shared load.
-  const mixed = cache.resolve('admin', 'iv-1', ['selfie', 'document'], held.load)
+  const mixed = cache.resolve(at('admin', 'iv-1'), ['selfie', 'document'], held.load)
   await flush()
   t.equal(held.calls.length, 2, 'one shared load plus the mixed request’s own load')
   held.call(1).pending.resolve(upstream.links(['document']))
@@ -99,13 +99,13 @@ void t.test('a rejected load rejects every waiter, is not cached, and the next c
     await t.rejects(waiter, boom, `waiter ${i} gets the loader's error`)
   }
   await t.rejects(mixed, boom, 'the mixed request gets the error too')
-  t.same(cache.peek('admin', 'iv-1', ['selfie']).misses, ['selfie'], 'the error was not cached')
+  t.same(cache.peek(at('admin', 'iv-1'), ['selfie']).misses, ['selfie'], 'the error was not cached')
   t.ok(
-    cache.peek('admin', 'iv-1', ['document']).entries.has('document'),
+    cache.peek(at('admin', 'iv-1'), ['document']).entries.has('document'),
     'the other, successful load was stored',
   )
 
-  const retry = await cache.resolve('admin', 'iv-1', ['selfie'], upstream.load)
+  const retry = await cache.resolve(at('admin', 'iv-1'), ['selfie'], upstream.load)
   t.equal(retry.status, 'MISS', 'the retry loads again')
   t.same(upstream.calls, [['selfie']], 'the retry reached the loader')
 })
@@ -116,11 +116,11 @@ void t.test('a request after a load settles reads the cache instead of joining i
   const upstream = new FakeUpstream(clock)
   const held = new HeldUpstream()
 
-  const first = cache.resolve('admin', 'iv-1', ['selfie'], held.load)
+  const first = cache.resolve(at('admin', 'iv-1'), ['selfie'], held.load)
   await flush()
   held.call(0).pending.resolve(upstream.links(['selfie']))
   await first
-  const second = await cache.resolve('admin', 'iv-1', ['selfie'], held.load)
+  const second = await cache.resolve(at('admin', 'iv-1'), ['selfie'], held.load)
   t.equal(second.status, 'HIT', 'served from the cache')
   t.equal(held.calls.length, 1, 'no new load')
 })

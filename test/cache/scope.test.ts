@@ -1,6 +1,6 @@
 import t from 'tap'
 import { scopeForToken } from '../../src/cache/linkCache.js'
-import { FakeClock, FakeUpstream, HeldUpstream, flush, makeCache } from './fixtures/cache.js'
+import { at, FakeClock, FakeUpstream, flush, HeldUpstream, makeCache } from './fixtures/cache.js'
 
 void t.test('scopeForToken is a deterministic hash that never contains the token', (t) => {
   const token = 'eyJhbGciOiJIUzI1NiJ9.session-token-A'
@@ -24,15 +24,15 @@ void t.test('two token scopes never see each other’s entries', async (t) => {
   const a = scopeForToken('token-a')
   const b = scopeForToken('token-b')
 
-  const loadedA = await cache.resolve(a, '', ['selfie'], upstream.load)
-  t.same(cache.peek(b, '', ['selfie']).misses, ['selfie'], 'scope b does not see scope a’s entry')
-  t.same(cache.peek('admin', '', ['selfie']).misses, ['selfie'], 'the admin scope does not see it either')
+  const loadedA = await cache.resolve(at(a, ''), ['selfie'], upstream.load)
+  t.same(cache.peek(at(b, ''), ['selfie']).misses, ['selfie'], 'scope b does not see scope a’s entry')
+  t.same(cache.peek(at('admin', ''), ['selfie']).misses, ['selfie'], 'the admin scope does not see it either')
 
-  const loadedB = await cache.resolve(b, '', ['selfie'], upstream.load)
+  const loadedB = await cache.resolve(at(b, ''), ['selfie'], upstream.load)
   t.equal(loadedB.status, 'MISS', 'scope b loads with its own loader')
   t.not(loadedB.entries.get('selfie')?.url, loadedA.entries.get('selfie')?.url, 'each scope has its own link')
   t.equal(
-    cache.peek(a, '', ['selfie']).entries.get('selfie')?.url,
+    cache.peek(at(a, ''), ['selfie']).entries.get('selfie')?.url,
     loadedA.entries.get('selfie')?.url,
     'scope a still gets its own link',
   )
@@ -43,8 +43,8 @@ void t.test('loads are not shared across scopes', async (t) => {
   const cache = makeCache(clock)
   const held = new HeldUpstream()
 
-  const a = cache.resolve(scopeForToken('token-a'), 'iv-1', ['selfie'], held.load)
-  const b = cache.resolve(scopeForToken('token-b'), 'iv-1', ['selfie'], held.load)
+  const a = cache.resolve(at(scopeForToken('token-a'), 'iv-1'), ['selfie'], held.load)
+  const b = cache.resolve(at(scopeForToken('token-b'), 'iv-1'), ['selfie'], held.load)
   await flush()
   t.equal(held.calls.length, 2, 'each scope calls the upstream with its own credentials')
   const upstream = new FakeUpstream(clock)
@@ -59,9 +59,9 @@ void t.test('scopes and ids with separators cannot collide', async (t) => {
   const cache = makeCache(clock)
   const upstream = new FakeUpstream(clock)
 
-  await cache.resolve('a:b', 'c', ['selfie'], upstream.load)
+  await cache.resolve(at('a:b', 'c'), ['selfie'], upstream.load)
   t.same(
-    cache.peek('a', 'b:c', ['selfie']).misses,
+    cache.peek(at('a', 'b:c'), ['selfie']).misses,
     ['selfie'],
     'a different split of the same text is another key',
   )

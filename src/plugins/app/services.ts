@@ -67,6 +67,7 @@ export default fp(
         maxEntries: config.LINK_CACHE_MAX_ENTRIES,
         maxBytes: config.LINK_CACHE_MAX_BYTES,
         marginMs: config.LINK_CACHE_MARGIN_MS,
+        missingTtlMs: config.LINK_CACHE_MISSING_TTL_MS,
         ...(now ? { now } : {}),
       }),
     )

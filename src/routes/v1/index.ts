@@ -1,7 +1,6 @@
 import { Type } from '@sinclair/typebox'
 import type { FastifyPluginAsyncTypebox, TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import type { FastifyReply, FastifyRequest } from 'fastify'
-import { scopeForToken } from '../../cache/linkCache.js'
 import { scanFlatJsonObject } from '../../domain/flatJson.js'
 import type { ImageType } from '../../domain/imageTypes.js'
 import { linksAnswerJson } from '../../domain/links.js'
@@ -137,14 +136,11 @@ const v1Routes: FastifyPluginAsyncTypebox = async (app) => {
     request: FastifyRequest,
     reply: FastifyReply,
     caller: Caller,
-    scope: string,
-    interviewId: string,
     requested: readonly ImageType[],
   ) => {
+    // The service derives the cache scope from the caller: a route never picks one.
     const result = await lookupLinks(app.linkDeps, {
       caller,
-      scope,
-      interviewId,
       types: requested,
       requestId: request.id,
     })
@@ -168,10 +164,8 @@ const v1Routes: FastifyPluginAsyncTypebox = async (app) => {
         response: { 200: LinksRef, ...problemResponses },
       },
     },
-    async (request, reply) => {
-      const { interviewId } = request.params
-      return serveLinks(request, reply, adminCaller(interviewId), 'admin', interviewId, request.body.images)
-    },
+    async (request, reply) =>
+      serveLinks(request, reply, adminCaller(request.params.interviewId), request.body.images),
   )
 
   app.post(
@@ -186,10 +180,7 @@ const v1Routes: FastifyPluginAsyncTypebox = async (app) => {
         response: { 200: LinksRef, ...problemResponses },
       },
     },
-    async (request, reply) => {
-      const caller = sessionCaller(request)
-      return serveLinks(request, reply, caller, scopeForToken(caller.token), '', request.body.images)
-    },
+    async (request, reply) => serveLinks(request, reply, sessionCaller(request), request.body.images),
   )
 
   // No body is read; a partner client sending its usual JSON content type with none is fine.
@@ -201,7 +192,7 @@ const v1Routes: FastifyPluginAsyncTypebox = async (app) => {
         config: { scope: 'cache:write' },
         schema: {
           tags: ['links'],
-          summary: 'Drop the cached links of a session (e.g. after a new capture)',
+          summary: "Drop the cached links of a session (e.g. after a new capture), its frontends' included",
           params: InterviewParams,
           security: [{ apiKey: [] }],
           response: {

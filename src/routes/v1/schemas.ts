@@ -1,5 +1,5 @@
 import { Type } from '@sinclair/typebox'
-import { ImageTypeSchema, ProblemRef } from '../../schemas.js'
+import { ImageTypeSchema, interviewIdSchema, ProblemRef } from '../../schemas.js'
 
 const ImageTypeRef = Type.Ref(ImageTypeSchema)
 
@@ -16,13 +16,7 @@ export function imagesBody(maxItems: number, options: { optional?: boolean } = {
 }
 
 export const InterviewParams = Type.Object({
-  interviewId: Type.String({
-    minLength: 1,
-    maxLength: 64,
-    pattern: '^[A-Za-z0-9_-]+$',
-    description: 'Incode interview (session) ID.',
-    examples: ['6650a1f0c0ffee0000000001'],
-  }),
+  interviewId: interviewIdSchema('Incode interview (session) ID.'),
 })
 
 export const SessionTokenHeaders = Type.Object({
