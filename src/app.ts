@@ -10,6 +10,7 @@ import { frameworkAnswer } from './plugins/app/frameworkErrors.js'
 import metrics from './plugins/app/metrics.js'
 import notFound from './plugins/app/notFound.js'
 import services, { type ServiceOverrides } from './plugins/app/services.js'
+import shutdown from './plugins/app/shutdown.js'
 import limits from './plugins/external/limits.js'
 import security from './plugins/external/security.js'
 import swagger from './plugins/external/swagger.js'
@@ -29,15 +30,29 @@ export interface BuildOptions {
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/
 
-/** Header values and fields that must never reach a log line. */
+/**
+ * Header values and fields that must never reach a log line. Request headers are logged at
+ * `trace` level only (see the `req` serializer), and every credential header is censored there.
+ */
 export const REDACTED_PATHS = [
   'req.headers["x-api-key"]',
   'req.headers["x-incode-hardware-id"]',
   'req.headers["x-incode-session-token"]',
   'req.headers.authorization',
+  'req.headers["proxy-authorization"]',
   'req.headers.cookie',
   'res.headers["set-cookie"]',
+  // Node's raw bytes of a request its parser refused (Fastify logs the error at trace level):
+  // they hold the request's headers, credentials included.
+  'err.rawPacket',
 ]
+
+interface LoggedRequest {
+  method: string
+  url: string
+  id: string
+  headers: Record<string, string | string[] | undefined>
+}
 
 export function fastifyOptions(config: Config, options: BuildOptions = {}): FastifyServerOptions {
   return {
@@ -45,11 +60,13 @@ export function fastifyOptions(config: Config, options: BuildOptions = {}): Fast
       level: config.LOG_LEVEL,
       redact: { paths: REDACTED_PATHS, censor: '[redacted]' },
       serializers: {
-        // The query string is left out: a broken client may put a token in `?id=`.
-        req: (req: { method: string; url: string; id: string }) => ({
+        // The query string is left out: a broken client may put a token in `?id=`. Headers only
+        // at trace level, for debugging, with the credentials censored (REDACTED_PATHS).
+        req: (req: LoggedRequest) => ({
           method: req.method,
           url: req.url.split('?')[0],
           reqId: req.id,
+          ...(config.LOG_LEVEL === 'trace' ? { headers: { ...req.headers } } : {}),
         }),
       },
       ...(options.logStream ? { stream: options.logStream } : {}),
@@ -97,20 +114,8 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     reply.header('x-request-id', request.id)
   })
 
-  // Graceful close: Node closes the connections that are idle when close() begins, but a
-  // keep-alive connection whose answer was still streaming then stays open after it, until the
-  // client's keep-alive timeout, and holds close() past the shutdown grace. While closing, each
-  // connection is closed as soon as its answer has been sent.
-  let closing = false
-  app.addHook('preClose', (done) => {
-    closing = true
-    done()
-  })
-  app.addHook('onResponse', (_request, _reply, done) => {
-    if (closing) setImmediate(() => app.server.closeIdleConnections())
-    done()
-  })
-
+  // First, so that every request is known to it from its first hook on.
+  await app.register(shutdown)
   await app.register(errors)
   await app.register(notFound)
   await app.register(bodies)

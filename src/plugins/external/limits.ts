@@ -69,7 +69,10 @@ export default fp(
       // then), so a stall of one sampling interval must already be past the threshold.
       sampleInterval: Math.max(1_000, config.SHED_EVENT_LOOP_DELAY_MS),
       retryAfter: 1,
-      pressureHandler: (_request, reply) => {
+      pressureHandler: (request, reply) => {
+        // Probes stay answerable (returning without an answer lets a request through): an
+        // orchestrator must not restart or unlist an instance that is only busy, at start-up say.
+        if (request.routeOptions.config.probe === true) return
         metrics.shed.inc({ reason: 'event_loop' })
         void reply.send(new OverloadedError('The service is overloaded, retry later', 1, 'OVERLOADED'))
       },
