@@ -29,9 +29,10 @@ t.test(
     t.equal(Object.keys(body.images).length, IMAGE_TYPES.length, 'the in-flight answer completed whole')
     t.same(body.errors, {}, 'without errors')
 
-    // The connection is idle now; close() must not wait for the client's keep-alive timeout.
+    // The connection is idle now; close() must not wait for the client's keep-alive timeout (60 s).
+    // Not a speed test: the bound only tells "at once" from "at that timeout" on a busy machine.
     let timer: NodeJS.Timeout | undefined
-    await Promise.race([closing, new Promise((resolve) => (timer = setTimeout(resolve, 5_000)))])
+    await Promise.race([closing, new Promise((resolve) => (timer = setTimeout(resolve, 45_000)))])
     clearTimeout(timer)
     t.ok(closed, 'close() returned once the last answer was sent, not at the keep-alive timeout')
   },

@@ -17,8 +17,7 @@ t.test('the app starts against the simulator and closes cleanly', async (t) => {
   )
   t.equal(simulator.callsTo('adminLogin').length, 1, 'readiness obtained the admin token once')
 
-  await app.close()
-  t.pass('closed without error')
+  await t.resolves(app.close(), 'closed without error')
 })
 
 t.test('readyz reports not-ready when Incode is unreachable', async (t) => {

@@ -88,6 +88,8 @@ export function serviceProcessEnv(
     INCODE_ADMIN_EMAIL: simulator.adminEmail,
     INCODE_ADMIN_PASSWORD: simulator.adminPassword,
     API_KEYS: TEST_API_KEYS,
+    // As in build(): a process starting on a loaded machine stalls, and must not shed for it.
+    SHED_EVENT_LOOP_DELAY_MS: '60000',
     ...extra,
   }
 }

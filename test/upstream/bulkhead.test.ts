@@ -1,27 +1,12 @@
-import type { ServerResponse } from 'node:http'
-import t, { type Test } from 'tap'
+import t from 'tap'
 import { ClientClosedError, OverloadedError } from '../../src/errors.js'
 import { Metrics } from '../../src/metrics.js'
 import { Transport } from '../../src/upstream/transport.js'
-import { getRoot as get, metricValue, rejectionOf, startServer, testConfig } from './helpers.js'
-
-/** An upstream answering 200 after `delayMs`, recording the most requests it had at once. */
-async function slowUpstream(t: Test, delayMs: number) {
-  let inFlight = 0
-  const state = { maxInFlight: 0 }
-  const upstream = await startServer(t, (_req, res: ServerResponse) => {
-    inFlight++
-    state.maxInFlight = Math.max(state.maxInFlight, inFlight)
-    setTimeout(() => {
-      inFlight--
-      res.end('ok')
-    }, delayMs)
-  })
-  return { upstream, state }
-}
+import { heldUpstream, settlesThisTurn } from './held.js'
+import { getRoot as get, metricValue, rejectionOf, testConfig } from './helpers.js'
 
 void t.test('2 in flight and 1 waiting at most: a 4th call is refused at once', async (t) => {
-  const { upstream, state } = await slowUpstream(t, 200)
+  const upstream = await heldUpstream(t)
   const metrics = new Metrics()
   const transport = new Transport(
     testConfig(upstream.url, { UPSTREAM_MAX_CONCURRENT: '2', UPSTREAM_MAX_QUEUE: '1' }),
@@ -30,9 +15,12 @@ void t.test('2 in flight and 1 waiting at most: a 4th call is refused at once', 
   t.teardown(() => transport.close())
 
   const first3 = [get(transport), get(transport), get(transport)]
-  const started = Date.now()
-  const err = await rejectionOf(get(transport))
-  t.ok(Date.now() - started < 100, 'refused at once')
+  await upstream.received(2)
+  const fourth = rejectionOf(get(transport))
+  t.ok(await settlesThisTurn(fourth), 'refused at once')
+  const err = await fourth
+  t.equal(upstream.requests.length, 2, 'while two calls are in flight and one waits')
+  upstream.release()
   t.ok(err instanceof OverloadedError, 'an OverloadedError')
   t.match(
     err,
@@ -47,7 +35,7 @@ void t.test('2 in flight and 1 waiting at most: a 4th call is refused at once', 
     'the first three succeed',
   )
   t.equal(upstream.requests.length, 3, 'Incode saw three calls')
-  t.equal(state.maxInFlight, 2, 'never more than two at once')
+  t.equal(upstream.maxHeld(), 2, 'never more than two at once')
   t.equal(await metricValue(metrics.shed, { reason: 'bulkhead' }), 1, 'one call shed by the bulkhead')
   t.equal(
     await metricValue(metrics.upstreamCalls, { endpoint: 'probe', status: 'UPSTREAM_BULKHEAD_FULL' }),
@@ -57,7 +45,7 @@ void t.test('2 in flight and 1 waiting at most: a 4th call is refused at once', 
 })
 
 void t.test('a waiting caller that leaves is answered at once, and the queue moves on', async (t) => {
-  const { upstream } = await slowUpstream(t, 1000)
+  const upstream = await heldUpstream(t)
   const transport = new Transport(
     testConfig(upstream.url, { UPSTREAM_MAX_CONCURRENT: '1', UPSTREAM_MAX_QUEUE: '2' }),
   )
@@ -67,32 +55,38 @@ void t.test('a waiting caller that leaves is answered at once, and the queue mov
   const leaving = new AbortController()
   const left = rejectionOf(get(transport, { signal: leaving.signal }))
   const third = get(transport)
-  const abortedAt = Date.now()
-  setTimeout(() => leaving.abort(), 20)
+  await upstream.received(1)
+  leaving.abort()
+  t.ok(await settlesThisTurn(left), 'answered at once, while the first call still holds the slot')
   const err = await left
   t.ok(err instanceof ClientClosedError, 'the caller that left gets ClientClosedError')
-  t.ok(Date.now() - abortedAt < 600, 'at once, not when its turn came (after 1 s)')
+  upstream.release()
   t.equal((await first).status, 200, 'the first call succeeds')
   t.equal((await third).status, 200, 'the call queued behind the one that left succeeds')
   t.equal(upstream.requests.length, 2, 'the call that left never reached Incode')
 })
 
-void t.test('a waiting call whose deadline passes is shed with UPSTREAM_BULKHEAD_FULL', async (t) => {
-  const { upstream } = await slowUpstream(t, 1000)
-  const metrics = new Metrics()
-  const transport = new Transport(
-    testConfig(upstream.url, { UPSTREAM_MAX_CONCURRENT: '1', UPSTREAM_MAX_QUEUE: '1' }),
-    { metrics },
-  )
-  t.teardown(() => transport.close())
+void t.test(
+  'a waiting call whose deadline passes is shed with UPSTREAM_BULKHEAD_FULL, before a slot comes free',
+  async (t) => {
+    const upstream = await heldUpstream(t)
+    const metrics = new Metrics()
+    const transport = new Transport(
+      testConfig(upstream.url, { UPSTREAM_MAX_CONCURRENT: '1', UPSTREAM_MAX_QUEUE: '1' }),
+      { metrics },
+    )
+    t.teardown(() => transport.close())
 
-  const first = get(transport)
-  const started = Date.now()
-  const err = await rejectionOf(get(transport, { deadlineMs: 100 }))
-  const took = Date.now() - started
-  t.match(err, { statusCode: 503, code: 'UPSTREAM_BULKHEAD_FULL' }, 'UPSTREAM_BULKHEAD_FULL')
-  t.ok(took >= 90 && took < 800, `at its deadline, before a slot came free after 1 s (${took} ms)`)
-  t.equal((await first).status, 200, 'the first call succeeds')
-  t.equal(upstream.requests.length, 1, 'the late call never reached Incode')
-  t.equal(await metricValue(metrics.shed, { reason: 'bulkhead' }), 1, 'counted as shed by the bulkhead')
-})
+    const first = get(transport)
+    const started = Date.now()
+    const err = await rejectionOf(get(transport, { deadlineMs: 100 }))
+    const took = Date.now() - started
+    t.match(err, { statusCode: 503, code: 'UPSTREAM_BULKHEAD_FULL' }, 'UPSTREAM_BULKHEAD_FULL')
+    t.ok(took >= 90, `not before its deadline (${took} ms)`)
+    t.equal(upstream.requests.length, 1, 'while the first call still held the only slot')
+    upstream.release()
+    t.equal((await first).status, 200, 'the first call succeeds')
+    t.equal(upstream.requests.length, 1, 'the late call never reached Incode')
+    t.equal(await metricValue(metrics.shed, { reason: 'bulkhead' }), 1, 'counted as shed by the bulkhead')
+  },
+)

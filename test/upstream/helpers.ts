@@ -78,8 +78,11 @@ export function getRoot(transport: Transport, options: { deadlineMs?: number; si
   })
 }
 
-/** Whether `req`'s connection closes (the client cancelled or dropped it) within `ms`. */
-export function closedWithin(req: IncomingMessage | undefined, ms = 2000): Promise<boolean> {
+/**
+ * Whether `req`'s connection closes (the client cancelled or dropped it) within `ms`: resolves as
+ * soon as it closes; the bound, generous for a busy machine, only ends a wait that would hang.
+ */
+export function closedWithin(req: IncomingMessage | undefined, ms = 30_000): Promise<boolean> {
   return new Promise((resolve) => {
     if (req === undefined) return resolve(false)
     if (req.socket.destroyed) return resolve(true)

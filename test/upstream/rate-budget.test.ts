@@ -2,7 +2,8 @@ import t from 'tap'
 import { ClientClosedError, OverloadedError } from '../../src/errors.js'
 import { Metrics } from '../../src/metrics.js'
 import { Transport } from '../../src/upstream/transport.js'
-import { getRoot as get, metricValue, rejectionOf, startServer, testConfig } from './helpers.js'
+import { heldUpstream, settlesThisTurn } from './held.js'
+import { getRoot as get, inMs, metricValue, rejectionOf, startServer, testConfig } from './helpers.js'
 
 void t.test('UPSTREAM_RATE_PER_SEC 5: ten calls are spaced over about two seconds', async (t) => {
   const arrivals: number[] = []
@@ -34,10 +35,10 @@ void t.test(
     t.teardown(() => transport.close())
 
     const ahead = Array.from({ length: 5 }, () => get(transport))
-    const started = Date.now()
     // Five calls ahead at 200 ms apiece: it could not start before about 1 s.
-    const err = await rejectionOf(get(transport, { deadlineMs: 600 }))
-    t.ok(Date.now() - started < 400, 'refused at once, not at its deadline')
+    const refused = rejectionOf(get(transport, { deadlineMs: 600 }))
+    t.ok(await settlesThisTurn(refused), 'refused at once, not at its deadline')
+    const err = await refused
     t.ok(err instanceof OverloadedError, 'an OverloadedError')
     t.match(err, { statusCode: 503, code: 'UPSTREAM_RATE_LIMITED' }, '503 UPSTREAM_RATE_LIMITED')
     t.ok(((err as OverloadedError).retryAfterSeconds ?? 0) >= 1, 'with a Retry-After')
@@ -52,27 +53,48 @@ void t.test(
 )
 
 void t.test('a call whose caller leaves while it waits for its slot is answered at once', async (t) => {
-  const upstream = await startServer(t, (_req, res) => res.end('ok'))
+  const upstream = await heldUpstream(t)
   const transport = new Transport(testConfig(upstream.url, { UPSTREAM_RATE_PER_SEC: '5' }))
   t.teardown(() => transport.close())
 
   const ahead = Array.from({ length: 5 }, () => get(transport))
   const leaving = new AbortController()
-  setTimeout(() => leaving.abort(), 50)
-  const started = Date.now()
-  const err = await rejectionOf(get(transport, { signal: leaving.signal }))
-  t.ok(err instanceof ClientClosedError, 'ClientClosedError')
-  t.ok(Date.now() - started < 500, 'long before its slot')
-  await Promise.all(ahead)
-  await new Promise((resolve) => setTimeout(resolve, 300))
-  t.equal(upstream.requests.length, 5, 'Incode never saw the call that left')
+  const left = rejectionOf(
+    transport.request({
+      method: 'GET',
+      path: '/left',
+      headers: {},
+      deadlineAt: inMs(10_000),
+      signal: leaving.signal,
+    }),
+  )
+  const behind = get(transport)
+  await upstream.received(1)
+  leaving.abort()
+  t.ok(await settlesThisTurn(left), 'answered at once, long before its slot')
+  t.ok((await left) instanceof ClientClosedError, 'ClientClosedError')
+  upstream.release()
+  await Promise.all([...ahead, behind])
+  // The queue is first in, first out: the call that left would have gone before the one behind it.
+  t.equal(upstream.requests.length, 6, 'Incode saw the five calls ahead and the one behind')
+  t.notOk(
+    upstream.requests.some((req) => req.url === '/left'),
+    'Incode never saw the call that left',
+  )
 })
 
 void t.test('UPSTREAM_RATE_PER_SEC 0 (the default) spaces nothing', async (t) => {
-  const upstream = await startServer(t, (_req, res) => res.end('ok'))
-  const transport = new Transport(testConfig(upstream.url))
+  const upstream = await heldUpstream(t)
+  const transport = new Transport(testConfig(upstream.url, { UPSTREAM_MAX_CONCURRENT: '10' }))
   t.teardown(() => transport.close())
-  const started = Date.now()
-  await Promise.all(Array.from({ length: 10 }, () => get(transport)))
-  t.ok(Date.now() - started < 1000, 'ten calls well within a second')
+  const calls = Array.from({ length: 10 }, () => get(transport))
+  // Each waits for its answer: had they been spaced, the later ones would never have been sent.
+  await upstream.received(10)
+  t.equal(upstream.maxHeld(), 10, 'all ten reached Incode while none was answered')
+  upstream.release()
+  const answers = await Promise.all(calls)
+  t.ok(
+    answers.every((a) => a.status === 200),
+    'all ten succeed',
+  )
 })

@@ -8,6 +8,7 @@ import {
 } from '../../src/errors.js'
 import { Metrics } from '../../src/metrics.js'
 import { Transport } from '../../src/upstream/transport.js'
+import { settlesThisTurn, until } from './held.js'
 import { closedPort, inMs, metricValue, rejectionOf, startServer, testConfig } from './helpers.js'
 
 /** Short backoffs, so that tests about what is retried do not wait for it. */
@@ -75,15 +76,18 @@ void t.test('a connection reset before any answer is retried', async (t) => {
 
 void t.test('connection refused, then the server comes up: a retry gets through', async (t) => {
   const port = await closedPort()
-  // Jitter pinned near its top: retries after ~300 ms, then ~600 ms.
+  const metrics = new Metrics()
+  // Jitter pinned near its top: retries after ~300 ms, ~600 ms, ~1.2 s, 2 s and 2 s, so that a
+  // server slow to come up on a busy machine is still reached well within the 10 s deadline.
   const transport = new Transport(
-    testConfig(`http://127.0.0.1:${port}`, { RETRY_MAX: '3', RETRY_BASE_MS: '300' }),
-    { random: () => 0.999 },
+    testConfig(`http://127.0.0.1:${port}`, { RETRY_MAX: '5', RETRY_BASE_MS: '300' }),
+    { random: () => 0.999, metrics },
   )
   t.teardown(() => transport.close())
 
   const pending = post(transport)
-  await new Promise((resolve) => setTimeout(resolve, 100))
+  // The first attempt was refused: a retry is waiting.
+  await until(async () => (await metricValue(metrics.upstreamRetries, { outcome: 'retried' })) >= 1)
   const upstream = await startServer(t, (_req, res) => answer(res, 200), port)
   const result = await pending
   t.equal(result.status, 200, 'the call succeeded once the server was up')
@@ -164,63 +168,67 @@ void t.test('RETRY_MAX 0 turns retries off', async (t) => {
 void t.test('the deadline stops retries: no wait that would pass it', async (t) => {
   const upstream = await startServer(t, (_req, res) => answer(res, 503))
   const metrics = new Metrics()
-  // Waits of ~300 ms, ~600 ms, ~1200 ms …; an 800 ms deadline leaves room for one retry only.
+  // Waits of ~1 s, then ~2 s: a 3 s deadline leaves room for one retry only (and 2 s for the
+  // attempts themselves on a busy machine).
   const transport = new Transport(
-    testConfig(upstream.url, { RETRY_MAX: '5', RETRY_BASE_MS: '300', RETRY_MAX_DELAY_MS: '2000' }),
+    testConfig(upstream.url, { RETRY_MAX: '5', RETRY_BASE_MS: '1000', RETRY_MAX_DELAY_MS: '4000' }),
     { metrics, random: () => 0.999 },
   )
   t.teardown(() => transport.close())
 
-  const started = Date.now()
-  const result = await post(transport, { deadlineMs: 800 })
-  const took = Date.now() - started
-  t.equal(result.status, 503, 'the last answer comes back, not a timeout')
+  const result = await post(transport, { deadlineMs: 3000 })
+  // Had it waited into the deadline, the transport would have ended the call with a 504 instead.
+  t.equal(result.status, 503, 'the last answer comes back before the deadline, not a timeout')
   t.equal(upstream.requests.length, 2, 'one retry, the next wait would have passed the deadline')
-  t.ok(took < 800, `gave up before the deadline (${took} ms)`)
   t.equal(await metricValue(metrics.upstreamRetries, { outcome: 'deadline' }), 1, 'counted as deadline')
 })
 
 void t.test('a Retry-After beyond the deadline ends the call at once', async (t) => {
   const upstream = await startServer(t, (_req, res) => answer(res, 503, { 'retry-after': '30' }))
-  const transport = new Transport(testConfig(upstream.url, fast))
+  const metrics = new Metrics()
+  const transport = new Transport(testConfig(upstream.url, fast), { metrics })
   t.teardown(() => transport.close())
-  const started = Date.now()
   const result = await post(transport, { deadlineMs: 2000 })
-  t.equal(result.status, 503, 'the 503 comes back')
+  // Had it waited into the deadline, the transport would have ended the call with a 504 instead.
+  t.equal(result.status, 503, 'the 503 comes back, without waiting')
   t.equal(upstream.requests.length, 1, 'no retry')
-  t.ok(Date.now() - started < 1000, 'without waiting')
+  t.equal(await metricValue(metrics.upstreamRetries, { outcome: 'deadline' }), 1, 'counted as deadline')
 })
 
 void t.test('the caller leaving during a wait after a 503 ends the call at once', async (t) => {
-  const upstream = await startServer(t, (_req, res) => answer(res, 503, { 'retry-after': '5' }))
-  const transport = new Transport(testConfig(upstream.url, fast))
+  const upstream = await startServer(t, (_req, res) => answer(res, 503, { 'retry-after': '30' }))
+  const metrics = new Metrics()
+  const transport = new Transport(testConfig(upstream.url, fast), { metrics })
   t.teardown(() => transport.close())
   const leaving = new AbortController()
-  setTimeout(() => leaving.abort(), 100)
-  const started = Date.now()
-  const err = await rejectionOf(post(transport, { signal: leaving.signal }))
+  const pending = rejectionOf(post(transport, { signal: leaving.signal, deadlineMs: 60_000 }))
+  await until(async () => (await metricValue(metrics.upstreamRetries, { outcome: 'retried' })) >= 1)
+  leaving.abort()
+  const err = await pending
+  // Had it waited the 30 s out, it would have sent a retry first.
   t.ok(err instanceof ClientClosedError, 'ClientClosedError')
-  t.ok(Date.now() - started < 2000, 'long before the 5 s wait was over')
   t.equal(upstream.requests.length, 1, 'no retry was sent')
 })
 
 void t.test(
   'the caller leaving during a wait after a refused connection ends the call at once',
   async (t) => {
+    const metrics = new Metrics()
     const transport = new Transport(
       testConfig(`http://127.0.0.1:${await closedPort()}`, {
-        RETRY_BASE_MS: '5000',
-        RETRY_MAX_DELAY_MS: '5000',
+        RETRY_BASE_MS: '30000',
+        RETRY_MAX_DELAY_MS: '30000',
       }),
-      { random: () => 0.999 },
+      { random: () => 0.999, metrics },
     )
     t.teardown(() => transport.close())
     const leaving = new AbortController()
-    setTimeout(() => leaving.abort(), 100)
-    const started = Date.now()
-    const err = await rejectionOf(post(transport, { signal: leaving.signal }))
-    t.ok(err instanceof ClientClosedError, 'ClientClosedError')
-    t.ok(Date.now() - started < 2000, 'long before the 5 s wait was over')
+    const pending = rejectionOf(post(transport, { signal: leaving.signal, deadlineMs: 60_000 }))
+    await until(async () => (await metricValue(metrics.upstreamRetries, { outcome: 'retried' })) >= 1)
+    leaving.abort()
+    // Had it waited the 30 s out, the refused retry would have ended it with another error.
+    t.ok(await settlesThisTurn(pending), 'at once, long before the 30 s wait was over')
+    t.ok((await pending) instanceof ClientClosedError, 'ClientClosedError')
   },
 )
 

@@ -36,12 +36,11 @@ void t.test('no response headers in time → 504 UPSTREAM_TIMEOUT', async (t) =>
   })
   const transport = new Transport(testConfig(upstream.url, { UPSTREAM_HEADERS_TIMEOUT_MS: '150' }))
   t.teardown(() => transport.close())
-  const started = Date.now()
   const err = await rejectionOf(get(transport))
   t.ok(err instanceof UpstreamTimeoutError, 'an UpstreamTimeoutError')
   t.match(err, { statusCode: 504, code: 'UPSTREAM_TIMEOUT' }, 'status and code')
+  // The headers timeout, not the 10 s request deadline, ended it.
   t.match((err.cause as { code?: string }).code, 'UND_ERR_HEADERS_TIMEOUT', 'cause is the headers timeout')
-  t.ok(Date.now() - started < 5000, 'gave up long before the deadline')
   assertNoSecrets(t, err)
 })
 
