@@ -9,7 +9,7 @@ import os from 'node:os'
 import path from 'node:path'
 import { IMAGE_TYPES } from '../src/domain/imageTypes.js'
 import { autocannon } from './lib/autocannon.js'
-import { LINK_TYPES } from './scenarios.js'
+import { LINK_TYPES } from './scenarios/index.js'
 import { freePort, startChild, stopAll, stopChild, waitForStatus } from './lib/procs.js'
 import {
   DIST_SERVER,

@@ -46,7 +46,7 @@ import {
   QUICK_PROFILE,
   type Ctx,
   type ScenarioResult,
-} from './scenarios.js'
+} from './scenarios/index.js'
 
 // ---- arguments --------------------------------------------------------------------------------
 

@@ -1,5 +1,5 @@
 import os from 'node:os'
-import type { Row, ScenarioResult } from '../scenarios.js'
+import type { Row, ScenarioResult } from '../scenarios/index.js'
 
 export interface Machine {
   cpuModel: string

@@ -1,0 +1,149 @@
+import type { HttpCall, LoopTask } from '../lib/protocol.js'
+import { call, runLoop, serviceHeaders } from '../lib/stack.js'
+import { fmt, median, ratio, round } from '../lib/stats.js'
+import {
+  ALL_TYPES,
+  type Ctx,
+  MiB,
+  type ScenarioResult,
+  body,
+  directHeaders,
+  incodeImagesUrl,
+  observeServiceChunks,
+  serviceImagesUrl,
+} from './shared.js'
+
+// ---- base64, one session's full image set -----------------------------------------------------
+
+export async function base64FullSet(ctx: Ctx): Promise<ScenarioResult> {
+  const p = ctx.profile.base64
+  const direct = directHeaders(ctx)
+  const single = (type: string): HttpCall => ({
+    method: 'POST',
+    url: incodeImagesUrl(ctx.sim.url),
+    headers: direct,
+    body: body([type]),
+  })
+  // Correctness first: the service's answer must hold every type.
+  const check = await call({
+    method: 'POST',
+    url: serviceImagesUrl(ctx.service.url),
+    headers: serviceHeaders(),
+    body: body(ALL_TYPES),
+  })
+  const parsed = JSON.parse(check.body.toString('utf8')) as {
+    images: Record<string, string>
+    errors: Record<string, unknown>
+  }
+  const got = Object.keys(parsed.images ?? {}).length
+  if (check.status !== 200 || got !== ALL_TYPES.length) {
+    throw new Error(
+      `the service answered ${check.status} with ${got}/${ALL_TYPES.length} images (errors ${JSON.stringify(parsed.errors)})`,
+    )
+  }
+  const tasks: LoopTask[] = [
+    {
+      name: 'service',
+      timed: [
+        {
+          method: 'POST',
+          url: serviceImagesUrl(ctx.service.url),
+          headers: serviceHeaders(),
+          body: body(ALL_TYPES),
+        },
+      ],
+    },
+    { name: 'naive', timed: ALL_TYPES.map(single) },
+    {
+      name: 'direct all types',
+      timed: [{ method: 'POST', url: incodeImagesUrl(ctx.sim.url), headers: direct, body: body(ALL_TYPES) }],
+    },
+    {
+      name: 'pass-through all types',
+      timed: [
+        { method: 'POST', url: incodeImagesUrl(ctx.passThrough.url), headers: direct, body: body(ALL_TYPES) },
+      ],
+    },
+    ...ALL_TYPES.map((type) => ({ name: `direct ${type}`, timed: [single(type)] })),
+  ]
+  ctx.progress(`base64 full set: ${p.rounds} rounds of service, naive, direct per type, alternating`)
+  const result = await runLoop(ctx.scripts, ctx.workDir, {
+    tasks,
+    warmupRounds: p.warmupRounds,
+    rounds: p.rounds,
+    maxMs: ctx.profile.name === 'quick' ? 20_000 : 120_000,
+  })
+  const samples = (name: string) => {
+    const s = result.tasks[name]
+    if (!s) throw new Error(`no samples for ${name}`)
+    return s
+  }
+  const service = median(samples('service').ms)
+  const naive = median(samples('naive').ms)
+  let slowest = { type: '', ms: 0 }
+  for (const type of ALL_TYPES) {
+    const ms = median(samples(`direct ${type}`).ms)
+    if (ms > slowest.ms) slowest = { type, ms }
+  }
+  const directAll = samples('direct all types').status
+  const passAll = samples('pass-through all types').status
+  const serviceBytes = median(samples('service').bytes)
+  const serviceOk = samples('service').status.every((s) => s === 200)
+
+  // Which upstream calls the service makes for the set (after learning the sizes): the chunks.
+  const calls = await observeServiceChunks(ctx)
+  const chunkMiB = calls.map((c) => round(c.responseBytes / MiB, 2))
+
+  const r1 = ratio(service, slowest.ms)
+  const r2 = ratio(service, naive)
+  const direct502 = directAll.every((s) => s === 502)
+  const ok1 = r1 <= 1.15 && serviceOk
+  const ok2 = r2 <= 0.5 && serviceOk
+  ctx.progress(
+    `base64 full set: service ${fmt(service, 1)} ms, slowest single ${fmt(slowest.ms, 1)} ms, naive ${fmt(naive, 1)} ms`,
+  )
+  const lat = ctx.latency
+  return {
+    title: 'base64, full image set',
+    pass: ok1 && ok2 && direct502,
+    figures: {
+      serviceMs: round(service, 2),
+      slowestSingleDirectMs: round(slowest.ms, 2),
+      naiveMs: round(naive, 2),
+      ratioToSlowestSingle: round(r1, 3),
+      ratioToNaive: round(r2, 3),
+      serviceAnswerMiB: round(serviceBytes / MiB, 2),
+      directAllTypesStatus: directAll[0] ?? 0,
+      passThroughAllTypesStatus: passAll[0] ?? 0,
+      serviceUpstreamCalls: calls.length,
+      largestUpstreamAnswerMiB: Math.max(0, ...chunkMiB),
+      rounds: result.rounds,
+    },
+    rows: [
+      {
+        scenario: `base64, full set (${ALL_TYPES.length} types, ${fmt(serviceBytes / MiB, 1)} MiB; direct all-types call: ${directAll[0] ?? '?'})`,
+        measure: `wall time of one request (median of ${result.rounds}; upstream ${lat.fixedMs} ms + ${lat.perMiBMs} ms/MiB)`,
+        service: `${fmt(service, 1)} ms`,
+        comparison: `slowest single-type direct call (${slowest.type}) ${fmt(slowest.ms, 1)} ms`,
+        ratio: `${fmt(r1, 2)} ×`,
+        target: '≤ 1.15 × slowest single',
+        pass: ok1 && direct502,
+      },
+      {
+        scenario: 'base64, full set',
+        measure: 'wall time vs naive (one type per call, one after another)',
+        service: `${fmt(service, 1)} ms`,
+        comparison: `naive ${fmt(naive, 1)} ms`,
+        ratio: `${fmt(r2, 2)} ×`,
+        target: '≤ 0.5 × naive',
+        pass: ok2,
+      },
+    ],
+    details: {
+      serviceChunks: ctx.serviceChunks,
+      upstreamAnswerMiB: chunkMiB,
+      directAllStatuses: directAll,
+      passThroughAllStatuses: passAll,
+    },
+  }
+}
