@@ -32,7 +32,11 @@ async function callAfterStall(t: Test, shedAfterMs: string, stallMs: number) {
 
 void t.test('a stall shorter than SHED_EVENT_LOOP_DELAY_MS sheds nothing', async (t) => {
   const res = await callAfterStall(t, '60000', 1_200)
-  t.equal(res.statusCode, 400, 'a 1.2 s stall is far below the 60 s threshold: not shed (the 400 of the body)')
+  t.equal(
+    res.statusCode,
+    400,
+    'a 1.2 s stall is far below the 60 s threshold: not shed (the 400 of the body)',
+  )
 })
 
 void t.test('a stall longer than SHED_EVENT_LOOP_DELAY_MS sheds with 503 OVERLOADED', async (t) => {
