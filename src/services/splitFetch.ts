@@ -10,7 +10,7 @@ import { parseUpstreamBody } from '../upstream/adminToken.js'
 import type { Caller, CallContext, IncodeClient } from '../upstream/incode.js'
 import type { AnswerVerdict } from '../upstream/policy.js'
 import type { RawAnswer } from '../upstream/transport.js'
-import type { ByteBudget, Release } from './byteBudget.js'
+import type { Release, Reserver } from './byteBudget.js'
 
 export interface TypeFailure {
   status: number
@@ -28,9 +28,10 @@ export interface SplitFetchOptions {
   /**
    * Service-wide bound on answer bytes held: each part reserves its estimate before its call and
    * releases it once `onAnswer` has handed the answer on. Leave it out when the caller holds
-   * every part until the end (it must then reserve the whole request's size itself).
+   * every part until the end (it must then reserve the whole request's size itself). Pass the
+   * caller's view (`ByteBudget.forCaller`), so that its parts wait behind its own.
    */
-  memory?: ByteBudget
+  memory?: Reserver
   endpoint: 'images' | 'secondIdImages'
   caller: Caller
   types: readonly ImageType[]
