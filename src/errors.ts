@@ -3,6 +3,8 @@
  * error handler (src/plugins/app/errors.ts) turns them into problem+json on /v1 and into Incode's
  * error body on the drop-in paths. 5xx details are logged, never sent.
  */
+import { upstreamStatusAnswer, type UpstreamStatusFacts } from './upstreamAnswers.js'
+
 export class AppError extends Error {
   /** Sent as Retry-After (seconds) when set. */
   retryAfterSeconds: number | undefined
@@ -89,17 +91,37 @@ export class UpstreamBadResponseError extends AppError {
 }
 
 /**
- * Incode answered with an error status. `body` is Incode's own error body (parsed when it was
- * JSON), kept so that drop-in paths can answer exactly as Incode did.
+ * Incode answered with an error status. Thrown by the upstream code with the facts only: Incode's
+ * status and body (kept so that drop-in paths can answer exactly as Incode did), the endpoint, and
+ * which credential the call carried. The answer, status and code, is picked by the one mapper
+ * (upstreamStatusAnswer in src/upstreamAnswers.ts).
  */
 export class UpstreamStatusError extends AppError {
-  constructor(
-    readonly upstreamStatus: number,
-    readonly upstreamBody: unknown,
-    message = `Incode answered ${upstreamStatus}`,
-    statusCode = mapUpstreamStatus(upstreamStatus),
-  ) {
-    super(statusCode, `UPSTREAM_${upstreamStatus}`, message)
+  readonly upstreamStatus: number
+  readonly upstreamBody: unknown
+  /** The refusal concerns the whole request (its token, its interview), not one part of it. */
+  readonly wholeRequest: boolean
+
+  constructor(readonly facts: UpstreamStatusFacts) {
+    const answer = upstreamStatusAnswer(facts)
+    super(answer.status, answer.code, answer.message)
+    this.upstreamStatus = facts.status
+    this.upstreamBody = facts.body
+    this.wholeRequest = answer.wholeRequest
+  }
+}
+
+/**
+ * An admin (interview-ID) call, but the service has no Incode admin credentials: a deployment
+ * state, not the caller's fault; another instance, or this one once configured, can serve it.
+ */
+export class AdminNotConfiguredError extends AppError {
+  constructor() {
+    super(
+      503,
+      'ADMIN_NOT_CONFIGURED',
+      'Interview-ID routes need Incode admin credentials, which are not configured',
+    )
   }
 }
 
@@ -108,18 +130,4 @@ export class ClientClosedError extends AppError {
   constructor() {
     super(499, 'CLIENT_CLOSED_REQUEST', 'The caller closed the request')
   }
-}
-
-/**
- * What a /v1 caller sees for an Incode error status: client errors that are the caller's (bad
- * session token, unknown interview, bad request) keep their status; a 403 is the service's own
- * API key failing unless the caller's session token was used (then the caller passes an explicit
- * status), and upstream 5xx become 502, since the caller cannot fix them.
- */
-function mapUpstreamStatus(status: number): number {
-  if (status === 400 || status === 401 || status === 404 || status === 413) return status
-  if (status === 403) return 502
-  if (status === 429) return 503
-  if (status === 503 || status === 504) return status
-  return 502
 }

@@ -1,5 +1,5 @@
-import type { AdminTokenProvider } from './upstream/adminToken.js'
-import type { Transport } from './upstream/transport.js'
+import type { UpstreamPolicy } from './upstream/policy.js'
+import type { AdminTokens } from './upstream/types.js'
 
 export interface Check {
   ok: boolean
@@ -23,7 +23,7 @@ const IMAGE_ENDPOINTS = ['images', 'imageLinks', 'secondIdImages', 'concatenated
 export class Readiness {
   #last: { at: number; checks: Promise<Record<string, Check>> } | undefined
 
-  constructor(private readonly deps: { transport: Transport; adminTokens: AdminTokenProvider | undefined }) {}
+  constructor(private readonly deps: { policy: UpstreamPolicy; adminTokens: AdminTokens | undefined }) {}
 
   check(): Promise<Record<string, Check>> {
     const now = Date.now()
@@ -37,7 +37,7 @@ export class Readiness {
     const deadlineAt = Date.now() + PROBE_TIMEOUT_MS
     const checks: Record<string, Check> = { config: { ok: true } }
     const [upstream, admin] = await Promise.all([
-      this.deps.transport.request({ method: 'GET', path: '/', headers: {}, deadlineAt }).then(
+      this.deps.policy.request({ method: 'GET', path: '/', headers: {}, deadlineAt }).then(
         (): Check => ({ ok: true }),
         (err: Error & { code?: string }): Check => ({ ok: false, detail: err.code ?? err.message }),
       ),
@@ -53,8 +53,8 @@ export class Readiness {
   }
 
   #imageEndpoints(): Check {
-    const { transport } = this.deps
-    const open = IMAGE_ENDPOINTS.filter((endpoint) => transport.breakerState(endpoint) === 'open')
+    const { policy } = this.deps
+    const open = IMAGE_ENDPOINTS.filter((endpoint) => policy.breakerState(endpoint) === 'open')
     if (open.length === 0) return { ok: true }
     return { ok: !open.includes('images'), detail: `circuit open: ${open.join(', ')}` }
   }

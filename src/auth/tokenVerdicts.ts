@@ -1,5 +1,5 @@
 import { LRUCache } from 'lru-cache'
-import type { RawAnswer } from '../upstream/transport.js'
+import type { RawAnswer } from '../upstream/types.js'
 import { sha256Hex } from './apiKeys.js'
 
 /** The form of an upstream call with a caller's token: a refusal is remembered for this form only. */

@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { UnauthorizedError } from '../errors.js'
 import { parseJsonBody } from '../plugins/app/bodies.js'
-import type { Caller, CallContext } from '../upstream/incode.js'
+import type { Caller, CallContext } from '../domain/calls.js'
 
 export const SESSION_TOKEN_HEADER = 'x-incode-session-token'
 export const INCODE_TOKEN_HEADER = 'x-incode-hardware-id'

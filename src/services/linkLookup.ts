@@ -5,7 +5,8 @@ import { foldTypes } from '../domain/requestedTypes.js'
 import { readTokenClaims } from '../domain/tokenClaims.js'
 import { UnauthorizedError, UpstreamBadResponseError } from '../errors.js'
 import type { Metrics } from '../metrics.js'
-import type { Caller, IncodeClient } from '../upstream/incode.js'
+import type { Caller } from '../domain/calls.js'
+import type { IncodeClient } from '../upstream/incode.js'
 
 export interface LinkLookupDeps {
   incode: IncodeClient
@@ -107,7 +108,8 @@ export async function lookupLinks(deps: LinkLookupDeps, lookup: LinkLookup): Pro
           }
         })
 
-  const servedWhileOpen = resolved.status === 'HIT' && deps.incode.breakerState() !== 'closed'
+  // The links' own breaker: the base64 endpoints' state says nothing about serving links.
+  const servedWhileOpen = resolved.status === 'HIT' && deps.incode.breakerState('imageLinks') !== 'closed'
   deps.telemetry.cacheLookups.inc({ result: servedWhileOpen ? 'HIT_WHILE_BREAKER_OPEN' : resolved.status })
   return {
     entries: resolved.entries,

@@ -4,13 +4,12 @@ import { type ScannedEntry, scanFlatJsonObject } from '../domain/flatJson.js'
 import { INCODE_RESPONSE_CAP_BYTES, type ImageType } from '../domain/imageTypes.js'
 import { bisect, planSplit } from '../domain/planChunks.js'
 import type { SizeEstimator } from '../domain/sizeEstimator.js'
+import { parseUpstreamBody } from '../domain/upstreamBody.js'
 import { AppError, ClientClosedError, UpstreamBadResponseError, UpstreamStatusError } from '../errors.js'
 import type { Metrics } from '../metrics.js'
-import { parseUpstreamBody } from '../upstream/adminToken.js'
-import type { Caller, CallContext, IncodeClient } from '../upstream/incode.js'
-import type { AnswerVerdict } from '../upstream/policy.js'
-import type { RawAnswer } from '../upstream/transport.js'
-import type { Release, Reserver } from './byteBudget.js'
+import type { IncodeClient } from '../upstream/incode.js'
+import type { AnswerVerdict, Caller, CallContext, RawAnswer } from '../upstream/types.js'
+import type { ByteBudget, Release } from './byteBudget.js'
 
 export interface TypeFailure {
   status: number
@@ -28,10 +27,9 @@ export interface SplitFetchOptions {
   /**
    * Service-wide bound on answer bytes held: each part reserves its estimate before its call and
    * releases it once `onAnswer` has handed the answer on. Leave it out when the caller holds
-   * every part until the end (it must then reserve the whole request's size itself). Pass the
-   * caller's view (`ByteBudget.forCaller`), so that its parts wait behind its own.
+   * every part until the end (it must then reserve the whole request's size itself).
    */
-  memory?: Reserver
+  memory?: ByteBudget
   endpoint: 'images' | 'secondIdImages'
   caller: Caller
   types: readonly ImageType[]
@@ -63,10 +61,13 @@ interface Part {
   isRetry: boolean
 }
 
-/** Errors that are about the request as a whole (token, interview, caller), not one part of it. */
+/**
+ * Errors that are about the request as a whole (token, interview, caller), not one part of it:
+ * the caller leaving, or a refusal that the status mapper (upstreamAnswers.ts) says is the request's.
+ */
 function isRequestLevel(err: unknown): boolean {
   if (err instanceof ClientClosedError) return true
-  return err instanceof UpstreamStatusError && [400, 401, 403, 404].includes(err.upstreamStatus)
+  return err instanceof UpstreamStatusError && err.wholeRequest
 }
 
 function toAppError(err: unknown): AppError {

@@ -1,22 +1,19 @@
 import type { Config } from '../config.js'
 import { jwtExpiryMs } from '../domain/tokenClaims.js'
+import { parseUpstreamBody } from '../domain/upstreamBody.js'
 import {
-  AppError,
+  AdminNotConfiguredError,
   ClientClosedError,
   UpstreamBadResponseError,
   UpstreamStatusError,
   UpstreamTimeoutError,
 } from '../errors.js'
 import type { Metrics } from '../metrics.js'
-import type { Transport } from './transport.js'
+import type { UpstreamPolicy } from './policy.js'
+import type { AdminTokens, CallContext } from './types.js'
 
 /** How long a token lives when it does not say (Incode documents 24 h for the executive token). */
 const DEFAULT_TOKEN_LIFETIME_MS = 24 * 60 * 60 * 1000
-
-export interface TokenContext {
-  signal?: AbortSignal
-  deadlineAt: number
-}
 
 interface CachedToken {
   token: string
@@ -24,19 +21,6 @@ interface CachedToken {
   refreshAt: number
   /** Served until this time (now() clock). */
   expiresAt: number
-}
-
-// Reading a JWT's claims knows no I/O: it lives in the domain, re-exported for existing importers.
-export { jwtExpiryMs }
-
-/** Incode's error body when it is JSON, else its text. */
-export function parseUpstreamBody(body: Buffer): unknown {
-  const text = body.toString('utf8')
-  try {
-    return JSON.parse(text)
-  } catch {
-    return text
-  }
 }
 
 /** First pause after a failed log-in; doubled after each further failure, up to the cap. */
@@ -61,9 +45,9 @@ export function loginBackoffMs(failures: number, random: () => number): number {
  * waits for a log-in, or, during a back-off, fails at once with the last log-in's error. With
  * INCODE_ADMIN_TOKEN set, that token is used as-is and never renewed.
  */
-export class AdminTokenProvider {
+export class AdminTokenProvider implements AdminTokens {
   readonly #config: Config
-  readonly #transport: Transport
+  readonly #policy: UpstreamPolicy
   readonly #now: () => number
   readonly #random: () => number
   readonly #metrics: Metrics | undefined
@@ -77,14 +61,15 @@ export class AdminTokenProvider {
 
   constructor(deps: {
     config: Config
-    transport: Transport
+    /** Log-ins go through the policy like every call, under their own breaker. */
+    policy: UpstreamPolicy
     now?: () => number
     metrics?: Metrics
     /** Source of back-off jitter, 0 ≤ x < 1 (tests pin it). */
     random?: () => number
   }) {
     this.#config = deps.config
-    this.#transport = deps.transport
+    this.#policy = deps.policy
     this.#now = deps.now ?? Date.now
     this.#random = deps.random ?? Math.random
     this.#metrics = deps.metrics
@@ -104,7 +89,7 @@ export class AdminTokenProvider {
    * The current token while it is valid (renewed in the background once inside the refresh
    * margin); without one, the log-in's outcome.
    */
-  get(ctx: TokenContext): Promise<string> {
+  get(ctx: CallContext): Promise<string> {
     const fixed = this.#config.INCODE_ADMIN_TOKEN
     if (fixed !== undefined) return Promise.resolve(fixed)
     const cached = this.#cached
@@ -121,7 +106,7 @@ export class AdminTokenProvider {
    * then returns the current token. Concurrent callers share one log-in. A fixed token cannot be
    * renewed: it comes back unchanged, which tells the caller that retrying is pointless.
    */
-  refresh(staleToken: string, ctx: TokenContext): Promise<string> {
+  refresh(staleToken: string, ctx: CallContext): Promise<string> {
     const fixed = this.#config.INCODE_ADMIN_TOKEN
     if (fixed !== undefined) return Promise.resolve(fixed)
     if (this.#inflight !== undefined) return waitFor(this.#inflight, ctx)
@@ -135,7 +120,7 @@ export class AdminTokenProvider {
   }
 
   /** No valid token: join the log-in in flight, fail fast during a back-off, else log in. */
-  #loginOrWait(ctx: TokenContext): Promise<string> {
+  #loginOrWait(ctx: CallContext): Promise<string> {
     if (this.#inflight !== undefined) return waitFor(this.#inflight, ctx)
     const lastError = this.#lastError
     if (lastError !== undefined && this.#now() < this.#retryAt) return Promise.reject(lastError)
@@ -185,12 +170,12 @@ export class AdminTokenProvider {
     const email = config.INCODE_ADMIN_EMAIL
     const password = config.INCODE_ADMIN_PASSWORD
     if (email === undefined || password === undefined) {
-      throw new AppError(500, 'ADMIN_CREDENTIALS_MISSING', 'No Incode admin credentials are configured')
+      throw new AdminNotConfiguredError()
     }
     this.#logins++
     this.#metrics?.adminTokenRefreshes.inc()
-    // Through the transport's policy like every call, under the log-in's own breaker.
-    const answer = await this.#transport.request({
+    // Through the policy like every call, under the log-in's own breaker.
+    const answer = await this.#policy.request({
       endpoint: 'adminLogin',
       method: 'POST',
       path: config.INCODE_PATH_ADMIN_LOGIN,
@@ -207,13 +192,13 @@ export class AdminTokenProvider {
         config.UPSTREAM_BODY_TIMEOUT_MS,
     })
     if (answer.status < 200 || answer.status > 299) {
-      // Our own credentials failed: nothing a caller can fix, hence 502 whatever Incode said.
-      throw new UpstreamStatusError(
-        answer.status,
-        parseUpstreamBody(answer.body),
-        `Incode admin log-in failed with status ${answer.status}`,
-        502,
-      )
+      // The service's own credentials failed (what a caller sees for it: upstreamAnswers.ts).
+      throw new UpstreamStatusError({
+        status: answer.status,
+        body: parseUpstreamBody(answer.body),
+        endpoint: 'adminLogin',
+        credential: 'service-key/login',
+      })
     }
     const token = (parseUpstreamBody(answer.body) as { token?: unknown } | null)?.token
     if (typeof token !== 'string' || token === '') {
@@ -229,7 +214,7 @@ export class AdminTokenProvider {
 }
 
 /** Waits for `promise` as long as the caller is there and its deadline has not passed. */
-function waitFor<T>(promise: Promise<T>, ctx: TokenContext): Promise<T> {
+function waitFor<T>(promise: Promise<T>, ctx: CallContext): Promise<T> {
   const { signal } = ctx
   if (signal?.aborted) return Promise.reject(new ClientClosedError())
   const remaining = ctx.deadlineAt - Date.now()

@@ -1,33 +1,19 @@
 import type { TokenVerdicts } from '../auth/tokenVerdicts.js'
 import type { Config } from '../config.js'
-import { AppError, BadRequestError, UpstreamStatusError } from '../errors.js'
-import { parseUpstreamBody, type AdminTokenProvider } from './adminToken.js'
-import type { AnswerJudge, BreakerState } from './policy.js'
-import type { RawAnswer, Transport, UpstreamEndpoint } from './transport.js'
-
-export type IncodeEndpoint = 'images' | 'imageLinks' | 'secondIdImages' | 'concatenatedImages'
-
-export type Caller =
-  /** The service's admin token; the interview must be named (`?id=`). */
-  | { kind: 'admin'; interviewId: string }
-  /** A caller's own Incode token (a session token, or whatever the caller holds on drop-in paths). */
-  | { kind: 'token'; token: string; interviewId?: string }
-
-export interface CallContext {
-  /** Aborted when the incoming request's client disconnects. */
-  signal?: AbortSignal
-  /** Epoch ms (Date.now() clock): the incoming request's total deadline. */
-  deadlineAt: number
-  /** The incoming request's id, sent upstream as x-request-id. */
-  requestId?: string
-  /** The caller's verdict on each answer for the endpoint's breaker (see UpstreamPolicy). */
-  judge?: AnswerJudge
-}
-
-export interface CallOptions {
-  /** Post to `/0` + path with the token alone, without x-api-key. */
-  zeroPath?: boolean
-}
+import { parseUpstreamBody } from '../domain/upstreamBody.js'
+import { AdminNotConfiguredError, BadRequestError, UpstreamStatusError } from '../errors.js'
+import type { Credential } from '../upstreamAnswers.js'
+import type { UpstreamPolicy } from './policy.js'
+import type {
+  AdminTokens,
+  BreakerState,
+  CallOptions,
+  Caller,
+  IncodeEndpoint,
+  RawAnswer,
+  UpstreamCallContext,
+  UpstreamEndpoint,
+} from './types.js'
 
 function isSuccess(status: number): boolean {
   return status >= 200 && status <= 299
@@ -39,20 +25,22 @@ function isSuccess(status: number): boolean {
  */
 export class IncodeClient {
   readonly #config: Config
-  readonly #transport: Transport
-  readonly #adminTokens: AdminTokenProvider | undefined
+  readonly #policy: UpstreamPolicy
+  readonly #adminTokens: AdminTokens | undefined
   readonly #tokenVerdicts: TokenVerdicts | undefined
   #callCount = 0
 
   constructor(deps: {
     config: Config
-    transport: Transport
-    adminTokens?: AdminTokenProvider
+    /** Every call goes through the policy (breaker, bulkhead, budget, retries), then the transport. */
+    policy: UpstreamPolicy
+    /** The service's admin token, for admin callers (AdminTokenProvider). */
+    adminTokens?: AdminTokens
     /** Where Incode's verdicts on callers' tokens are kept, and refusals answered from. */
     tokenVerdicts?: TokenVerdicts
   }) {
     this.#config = deps.config
-    this.#transport = deps.transport
+    this.#policy = deps.policy
     this.#adminTokens = deps.adminTokens
     this.#tokenVerdicts = deps.tokenVerdicts
   }
@@ -71,12 +59,12 @@ export class IncodeClient {
    * time left); 'half-open' means the next call goes through as the probe.
    */
   breakerState(endpoint: UpstreamEndpoint = 'images'): BreakerState {
-    return this.#transport.breakerState(endpoint)
+    return this.#policy.breakerState(endpoint)
   }
 
   /** Spends one retry from the service-wide retry budget; false when none is left. */
   spendRetry(): boolean {
-    return this.#transport.spendRetry()
+    return this.#policy.spendRetry()
   }
 
   pathOf(endpoint: IncodeEndpoint): string {
@@ -93,14 +81,15 @@ export class IncodeClient {
   }
 
   /**
-   * POSTs `body` as JSON and returns a 2xx answer; any other status throws UpstreamStatusError.
-   * An admin caller's 401 renews the admin token and retries once.
+   * POSTs `body` as JSON and returns a 2xx answer; any other status throws UpstreamStatusError
+   * with the facts (which credential was used), which upstreamAnswers.ts maps to an answer. An
+   * admin caller's 401 renews the admin token and retries once.
    */
   async call(
     endpoint: IncodeEndpoint,
     caller: Caller,
     body: unknown,
-    ctx: CallContext,
+    ctx: UpstreamCallContext,
     options?: CallOptions,
   ): Promise<RawAnswer> {
     const payload = JSON.stringify(body)
@@ -109,17 +98,14 @@ export class IncodeClient {
     if (caller.kind === 'token') {
       const answer = await this.#sendWithToken(endpoint, caller, payload, ctx, zeroPath)
       if (isSuccess(answer.status)) return answer
-      // A 403 here means the caller's token does not reach that interview: the caller's problem.
-      throw statusError(endpoint, answer, answer.status === 403 ? 403 : undefined)
+      throw statusError(endpoint, answer, 'caller-token')
     }
 
     if (caller.interviewId === '') {
       throw new BadRequestError('An interview id is required', 'INTERVIEW_ID_REQUIRED')
     }
     const adminTokens = this.#adminTokens
-    if (adminTokens === undefined) {
-      throw new AppError(500, 'ADMIN_CREDENTIALS_MISSING', 'No Incode admin credentials are configured')
-    }
+    if (adminTokens === undefined) throw new AdminNotConfiguredError()
     const token = await adminTokens.get(ctx)
     let answer = await this.#send(endpoint, token, caller.interviewId, payload, ctx, zeroPath)
     if (answer.status === 401) {
@@ -129,8 +115,7 @@ export class IncodeClient {
         answer = await this.#send(endpoint, renewed, caller.interviewId, payload, ctx, zeroPath)
     }
     if (isSuccess(answer.status)) return answer
-    // 401 after renewal or 403 (API key): the service's own credentials failed, not the caller's.
-    throw statusError(endpoint, answer, answer.status === 401 || answer.status === 403 ? 502 : undefined)
+    throw statusError(endpoint, answer, 'admin-token')
   }
 
   /**
@@ -141,7 +126,7 @@ export class IncodeClient {
     endpoint: IncodeEndpoint,
     caller: Extract<Caller, { kind: 'token' }>,
     body: unknown,
-    ctx: CallContext,
+    ctx: UpstreamCallContext,
     options?: CallOptions,
   ): Promise<RawAnswer> {
     return this.#sendWithToken(endpoint, caller, JSON.stringify(body), ctx, options?.zeroPath === true)
@@ -155,7 +140,7 @@ export class IncodeClient {
     endpoint: IncodeEndpoint,
     caller: Extract<Caller, { kind: 'token' }>,
     payload: string,
-    ctx: CallContext,
+    ctx: UpstreamCallContext,
     zeroPath: boolean,
   ): Promise<RawAnswer> {
     const use = { endpoint, zeroPath, interviewId: caller.interviewId }
@@ -171,7 +156,7 @@ export class IncodeClient {
     token: string,
     interviewId: string | undefined,
     payload: string,
-    ctx: CallContext,
+    ctx: UpstreamCallContext,
     zeroPath: boolean,
   ): Promise<RawAnswer> {
     const headers: Record<string, string> = {
@@ -181,7 +166,7 @@ export class IncodeClient {
     }
     if (!zeroPath) headers['x-api-key'] = this.#config.INCODE_API_KEY
     this.#callCount++
-    return this.#transport.request({
+    return this.#policy.request({
       endpoint,
       method: 'POST',
       path: zeroPath ? `/0${this.pathOf(endpoint)}` : this.pathOf(endpoint),
@@ -196,10 +181,15 @@ export class IncodeClient {
   }
 }
 
-function statusError(endpoint: IncodeEndpoint, answer: RawAnswer, statusCode?: number): UpstreamStatusError {
-  const message = `Incode answered ${answer.status} on ${endpoint}`
-  const body = parseUpstreamBody(answer.body)
-  return statusCode === undefined
-    ? new UpstreamStatusError(answer.status, body, message)
-    : new UpstreamStatusError(answer.status, body, message, statusCode)
+function statusError(
+  endpoint: IncodeEndpoint,
+  answer: RawAnswer,
+  credential: Credential,
+): UpstreamStatusError {
+  return new UpstreamStatusError({
+    status: answer.status,
+    body: parseUpstreamBody(answer.body),
+    endpoint,
+    credential,
+  })
 }

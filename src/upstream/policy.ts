@@ -10,7 +10,6 @@ import {
   type BulkheadPolicy,
   type CircuitBreakerPolicy,
 } from 'cockatiel'
-import type { Dispatcher } from 'undici'
 import type { Config } from '../config.js'
 import {
   AppError,
@@ -21,24 +20,13 @@ import {
   UpstreamTimeoutError,
   UpstreamUnavailableError,
 } from '../errors.js'
-import type { Metrics } from '../metrics.js'
-import { Retries, RetryBudget, type CallRetryOptions } from './retry.js'
 import { classifyBadGateway } from '../domain/badGateway.js'
 import { INCODE_RESPONSE_CAP_BYTES } from '../domain/imageTypes.js'
-import { parseUpstreamBody } from './adminToken.js'
-import type { RawAnswer, UpstreamEndpoint } from './transport.js'
-
-/** 'half-open': the reset time has passed and the next call goes through as the probe, or it is out. */
-export type BreakerState = 'closed' | 'half-open' | 'open'
-
-/** How one answer bears on Incode's health: a 'failure' counts against its endpoint's breaker. */
-export type AnswerVerdict = 'healthy' | 'failure'
-
-/**
- * Judges an answer for the breaker, inside its accounting, for a caller that knows more than the
- * status (what it asked for, how the body must look); undefined leaves it to the default rules.
- */
-export type AnswerJudge = (answer: RawAnswer) => AnswerVerdict | undefined
+import { parseUpstreamBody } from '../domain/upstreamBody.js'
+import type { Metrics } from '../metrics.js'
+import { Retries, RetryBudget } from './retry.js'
+import type { Transport } from './transport.js'
+import type { AnswerVerdict, BreakerState, RawAnswer, UpstreamCall, UpstreamEndpoint } from './types.js'
 
 /** Every upstream endpoint; each has a breaker of its own. */
 export const UPSTREAM_ENDPOINTS = [
@@ -49,17 +37,6 @@ export const UPSTREAM_ENDPOINTS = [
   'adminLogin',
   'probe',
 ] as const satisfies readonly UpstreamEndpoint[]
-
-/** What the policy needs to know of one upstream call. */
-export interface PolicyCall {
-  /** Metrics label and breaker; calls that name none are the readiness probe's. */
-  endpoint?: UpstreamEndpoint | undefined
-  signal?: AbortSignal | undefined
-  /** Epoch ms (Date.now() clock). */
-  deadlineAt: number
-  /** The caller's verdict on the answer, before the default rules (see defaultVerdict). */
-  judge?: AnswerJudge | undefined
-}
 
 /** Answers that count against Incode's health (after retries). */
 const FAILURE_STATUSES: ReadonlySet<number> = new Set([500, 503, 504])
@@ -147,7 +124,7 @@ class LeftQueueError extends Error {}
  * is bounded by the transport's own signal and deadline handling.
  */
 function waitTurn<T>(
-  call: PolicyCall,
+  call: UpstreamCall,
   enqueue: (turn: () => Promise<T>) => Promise<T>,
   task: () => Promise<T>,
   late: () => AppError,
@@ -194,9 +171,10 @@ function waitTurn<T>(
  *    budget, or one that waited in a queue while the circuit opened, neither counts nor probes;
  * 2. bulkhead (cockatiel): UPSTREAM_MAX_CONCURRENT in flight, UPSTREAM_MAX_QUEUE waiting;
  * 3. request-rate budget (bottleneck, minTime spacing) when UPSTREAM_RATE_PER_SEC > 0;
- * 4. retries: undici's retry interceptor on the transport's dispatcher, decided per call by
- *    Retries (see retry.ts) within the retry budget;
- * 5. the transport.
+ * 4. retries: undici's retry interceptor on the transport's dispatcher (retryInterceptors,
+ *    composed where the transport is made), decided per call by Retries (see retry.ts) within
+ *    the retry budget;
+ * 5. the transport, which this policy is given and calls.
  *
  * What counts as a failure: the errors of isBreakerFailure, and answers judged so (the call's own
  * judge, else defaultVerdict). The bulkhead and the rate budget are shared by every endpoint.
@@ -205,6 +183,7 @@ function waitTurn<T>(
  * failure (a 4xx, or even its caller leaving) closes the circuit: cockatiel knows only those two.
  */
 export class UpstreamPolicy {
+  readonly #transport: Transport
   readonly #metrics: Metrics | undefined
   readonly #breakers = new Map<UpstreamEndpoint, EndpointBreaker>()
   readonly #threshold: number
@@ -215,7 +194,17 @@ export class UpstreamPolicy {
   readonly #spacingMs: number
   readonly #retries: Retries
 
-  constructor(config: Config, options: { metrics?: Metrics | undefined; random?: () => number } = {}) {
+  constructor(
+    config: Config,
+    options: {
+      /** Its dispatcher composed with retryInterceptors(config.RETRY_MAX). */
+      transport: Transport
+      metrics?: Metrics | undefined
+      /** Source of retry jitter, 0 ≤ x < 1 (tests pin it). */
+      random?: () => number
+    },
+  ) {
+    this.#transport = options.transport
     const metrics = options.metrics
     this.#metrics = metrics
 
@@ -287,21 +276,19 @@ export class UpstreamPolicy {
     return breaker
   }
 
-  /** Interceptors for the transport's dispatcher (`dispatcher.compose(...)`). */
-  interceptors(): Dispatcher.DispatcherComposeInterceptor[] {
-    return this.#retries.interceptors()
-  }
-
   /**
-   * The per-request `retryOptions` for one upstream request: its signal (aborted when the caller
-   * leaves or the deadline passes) and deadline bound the retries. Counts the call in the budget.
+   * One logical call to Incode under the policy: may fail fast (CircuitOpenError, OverloadedError),
+   * is retried where safe, and returns whatever status Incode answered last.
    */
-  retryOptions(bounds: { signal: AbortSignal; deadlineAt: number }): CallRetryOptions {
-    return this.#retries.forCall(bounds)
+  request(call: UpstreamCall): Promise<RawAnswer> {
+    const { judge: _judge, ...request } = call
+    return this.#run(call, () =>
+      this.#transport.request({ ...request, retryOptions: (bounds) => this.#retries.forCall(bounds) }),
+    )
   }
 
   /** Runs one logical upstream call (`send`: the transport, retries inside) under the policy. */
-  async run(call: PolicyCall, send: () => Promise<RawAnswer>): Promise<RawAnswer> {
+  async #run(call: UpstreamCall, send: () => Promise<RawAnswer>): Promise<RawAnswer> {
     const endpoint = call.endpoint ?? 'probe'
     let startedAt: number | undefined
     try {
@@ -324,7 +311,7 @@ export class UpstreamPolicy {
     }
   }
 
-  async #admit(call: PolicyCall, start: () => Promise<RawAnswer>): Promise<RawAnswer> {
+  async #admit(call: UpstreamCall, start: () => Promise<RawAnswer>): Promise<RawAnswer> {
     if (call.signal?.aborted) throw new ClientClosedError()
     if (Date.now() >= call.deadlineAt) {
       throw new UpstreamTimeoutError('The request deadline passed before calling Incode')
@@ -360,7 +347,7 @@ export class UpstreamPolicy {
     }
   }
 
-  #paced(call: PolicyCall, start: () => Promise<RawAnswer>): Promise<RawAnswer> {
+  #paced(call: UpstreamCall, start: () => Promise<RawAnswer>): Promise<RawAnswer> {
     const limiter = this.#limiter
     if (limiter === undefined) return start()
     // Every job ahead holds one spacing slot (bottleneck registers them all at once, staggered).
@@ -376,7 +363,7 @@ export class UpstreamPolicy {
     )
   }
 
-  async #throughBreaker(call: PolicyCall, send: () => Promise<RawAnswer>): Promise<RawAnswer> {
+  async #throughBreaker(call: UpstreamCall, send: () => Promise<RawAnswer>): Promise<RawAnswer> {
     // Checked here too, so that a deadline spent queueing never counts against Incode's health.
     if (call.signal?.aborted) throw new ClientClosedError()
     if (Date.now() >= call.deadlineAt) {

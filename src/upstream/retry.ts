@@ -1,6 +1,7 @@
-import { interceptors, type Dispatcher, type RetryHandler } from 'undici'
+import { interceptors, type Dispatcher } from 'undici'
 import type { Metrics } from '../metrics.js'
 import { errorCodeOf } from './errorCode.js'
+import type { CallRetryOptions, RequestBounds } from './types.js'
 
 /**
  * Retries of upstream calls, as undici's retry interceptor (RetryHandler) with our own `retry`
@@ -160,11 +161,6 @@ class ResponseStartTracker implements Dispatcher.DispatchHandler {
   }
 }
 
-/** The per-call part of undici's RetryOptions that this module fills in. */
-export interface CallRetryOptions {
-  retry: RetryHandler.RetryCallback
-}
-
 export interface RetrySettings {
   maxRetries: number
   baseMs: number
@@ -175,10 +171,31 @@ export interface RetrySettings {
 }
 
 /**
- * Retry decisions and the dispatcher interceptors that carry them out. The interceptor is composed
- * once; the `retry` callback is per call (undici merges a request's `retryOptions` over the
- * interceptor's), which is how each call's deadline and abort signal reach the decision.
+ * The interceptors that carry out the retries, for the transport's dispatcher
+ * (`dispatcher.compose(...)`), innermost first so that the tracker sees every attempt. Composed
+ * once; each request's `retryOptions` (undici merges them over the interceptor's) bring the
+ * decisions of Retries.forCall, bound to that request's deadline and abort signal. A request
+ * without them is not retried.
  */
+export function retryInterceptors(maxRetries: number): Dispatcher.DispatcherComposeInterceptor[] {
+  const track: Dispatcher.DispatcherComposeInterceptor = (dispatch) => (opts, handler) =>
+    dispatch(opts, new ResponseStartTracker(handler))
+  return [
+    track,
+    interceptors.retry({
+      // The per-call callback decides; these only keep undici's own filters out of the way.
+      maxRetries,
+      methods: [...RETRYABLE_METHODS],
+      statusCodes: [...RETRYABLE_STATUSES],
+      errorCodes: [...RETRYABLE_ERROR_CODES],
+      // Hand every non-retried answer on as it is (with its body), rather than as an error.
+      throwOnError: false,
+      retry: (err, _context, done) => done(err),
+    }),
+  ]
+}
+
+/** Retry decisions, per call, within the call's deadline and the service-wide retry budget. */
 export class Retries {
   readonly #settings: RetrySettings
   readonly #random: () => number
@@ -188,30 +205,11 @@ export class Retries {
     this.#random = settings.random ?? Math.random
   }
 
-  /** For `dispatcher.compose(...)`: innermost first, so the tracker sees every attempt. */
-  interceptors(): Dispatcher.DispatcherComposeInterceptor[] {
-    const track: Dispatcher.DispatcherComposeInterceptor = (dispatch) => (opts, handler) =>
-      dispatch(opts, new ResponseStartTracker(handler))
-    return [
-      track,
-      interceptors.retry({
-        // Our callback decides; these only keep undici's own filters out of the way.
-        maxRetries: this.#settings.maxRetries,
-        methods: [...RETRYABLE_METHODS],
-        statusCodes: [...RETRYABLE_STATUSES],
-        errorCodes: [...RETRYABLE_ERROR_CODES],
-        // Hand every non-retried answer on as it is (with its body), rather than as an error.
-        throwOnError: false,
-        retry: (err, _context, done) => done(err),
-      }),
-    ]
-  }
-
   /**
    * The retry callback for one call: `signal` aborts when the caller leaves or the deadline
    * passes; `deadlineAt` (epoch ms) bounds every wait. Records the call in the retry budget.
    */
-  forCall(bounds: { signal: AbortSignal; deadlineAt: number }): CallRetryOptions {
+  forCall(bounds: RequestBounds): CallRetryOptions {
     this.#settings.budget.recordCall()
     return {
       retry: (err, { state, opts }, done) =>
@@ -219,12 +217,7 @@ export class Retries {
     }
   }
 
-  #decide(
-    err: Error,
-    attempts: number,
-    bounds: { signal: AbortSignal; deadlineAt: number },
-    done: (result?: Error | null) => void,
-  ): void {
+  #decide(err: Error, attempts: number, bounds: RequestBounds, done: (result?: Error | null) => void): void {
     const { maxRetries, baseMs, maxDelayMs, budget, metrics } = this.#settings
     const status = (err as { statusCode?: unknown }).statusCode
     // A status error comes while undici holds that answer paused; a network error has no answer.

@@ -7,46 +7,17 @@ import {
   UpstreamTimeoutError,
   UpstreamUnavailableError,
 } from '../errors.js'
-import type { Metrics } from '../metrics.js'
 import { errorCodeOf } from './errorCode.js'
-import type { IncodeEndpoint } from './incode.js'
-import { UpstreamPolicy, type AnswerJudge, type BreakerState } from './policy.js'
-import type { CallRetryOptions } from './retry.js'
-
-/** What Incode answered: status, lower-cased single-valued headers and the whole body. */
-export interface RawAnswer {
-  status: number
-  headers: Record<string, string>
-  body: Buffer
-}
-
-/** What an upstream call is for, as metrics name it. */
-export type UpstreamEndpoint = IncodeEndpoint | 'adminLogin' | 'probe'
-
-export interface TransportCall {
-  /** Metrics label; calls that name none are counted as 'probe' (the readiness probe's). */
-  endpoint?: UpstreamEndpoint
-  method: 'GET' | 'POST'
-  path: string
-  query?: Record<string, string | undefined>
-  headers: Record<string, string>
-  body?: string | Buffer
-  /** The caller's: aborted when the incoming request's client disconnects. */
-  signal?: AbortSignal
-  /** Epoch ms (Date.now() clock): the incoming request's total deadline. */
-  deadlineAt: number
-  /** The incoming request's id, sent upstream as x-request-id. */
-  requestId?: string
-  /** The caller's verdict on the answer for the endpoint's breaker (see UpstreamPolicy). */
-  judge?: AnswerJudge
-}
+import type { CallRetryOptions, RawAnswer, TransportCall } from './types.js'
 
 export interface TransportOptions {
-  /** Used instead of a Pool of our own, and left open by close(); the policy is composed on it. */
+  /** Used instead of a Pool of our own, and left open by close(). */
   dispatcher?: Dispatcher
-  metrics?: Metrics
-  /** Source of retry jitter, 0 ≤ x < 1 (tests pin it). */
-  random?: () => number
+  /**
+   * Composed on the dispatcher (innermost first): the policy's retry interceptor, whose per-request
+   * decisions each call carries (TransportCall.retryOptions).
+   */
+  interceptors?: Dispatcher.DispatcherComposeInterceptor[]
 }
 
 const TIMEOUT_CODES = new Set([
@@ -124,15 +95,13 @@ type AbortCause = 'client-closed' | 'deadline'
 /**
  * HTTP to Incode over one undici dispatcher, created once (a Pool for the INCODE_BASE_URL origin)
  * or injected. Every request carries its own timeouts and is cancelled when the caller goes away
- * or the incoming request's deadline passes; answers are size-guarded and read in full. Every
- * request runs under the upstream policy (breaker, bulkhead, rate budget: policy.ts), and the
- * dispatcher is composed with its retry interceptor.
+ * or the incoming request's deadline passes; answers are size-guarded and read in full. The
+ * resilience policy (breaker, bulkhead, rate budget, retries: policy.ts) sits above, and calls it.
  */
 export class Transport {
   readonly #dispatcher: Dispatcher
   /** The Pool this transport created; an injected dispatcher is not ours to close. */
   readonly #ownPool: Pool | undefined
-  readonly #policy: UpstreamPolicy
   readonly #origin: string
   readonly #basePath: string
   readonly #headersTimeout: number
@@ -146,10 +115,6 @@ export class Transport {
     this.#headersTimeout = config.UPSTREAM_HEADERS_TIMEOUT_MS
     this.#bodyTimeout = config.UPSTREAM_BODY_TIMEOUT_MS
     this.#maxBytes = config.UPSTREAM_MAX_RESPONSE_BYTES
-    this.#policy = new UpstreamPolicy(config, {
-      metrics: options?.metrics,
-      ...(options?.random ? { random: options.random } : {}),
-    })
     let dispatcher: Dispatcher
     if (options?.dispatcher) {
       dispatcher = options.dispatcher
@@ -165,28 +130,15 @@ export class Transport {
       dispatcher = pool
       this.#ownPool = pool
     }
-    this.#dispatcher = dispatcher.compose(this.#policy.interceptors())
-  }
-
-  /** The circuit breaker's state of one upstream endpoint (see UpstreamPolicy.breakerState). */
-  breakerState(endpoint: UpstreamEndpoint): BreakerState {
-    return this.#policy.breakerState(endpoint)
-  }
-
-  /** Spends one retry from the retry budget for a retry its caller decided (see UpstreamPolicy). */
-  spendRetry(): boolean {
-    return this.#policy.spendRetry()
+    const interceptors = options?.interceptors ?? []
+    this.#dispatcher = interceptors.length > 0 ? dispatcher.compose(interceptors) : dispatcher
   }
 
   /**
-   * One logical call to Incode, under the policy: may fail fast (CircuitOpenError,
-   * OverloadedError), is retried where safe, and returns whatever status Incode answered last.
+   * One request to Incode (retried by the dispatcher's interceptors where the call's retryOptions
+   * say so); returns whatever status Incode answered last.
    */
-  request(call: TransportCall): Promise<RawAnswer> {
-    return this.#policy.run(call, () => this.#send(call))
-  }
-
-  async #send(call: TransportCall): Promise<RawAnswer> {
+  async request(call: TransportCall): Promise<RawAnswer> {
     if (call.signal?.aborted) throw new ClientClosedError()
     const remaining = call.deadlineAt - Date.now()
     if (remaining <= 0) throw new UpstreamTimeoutError('The request deadline passed before calling Incode')
@@ -213,7 +165,7 @@ export class Transport {
     try {
       let response: Dispatcher.ResponseData
       try {
-        const options: Dispatcher.RequestOptions & { retryOptions: CallRetryOptions } = {
+        const options: Dispatcher.RequestOptions & { retryOptions?: CallRetryOptions } = {
           origin: this.#origin,
           method: call.method,
           path: this.#pathWithQuery(call),
@@ -224,7 +176,9 @@ export class Transport {
           headersTimeout: this.#headersTimeout,
           bodyTimeout: this.#bodyTimeout,
           // Read by the retry interceptor: this call's signal and deadline bound its retries.
-          retryOptions: this.#policy.retryOptions({ signal: controller.signal, deadlineAt: call.deadlineAt }),
+          ...(call.retryOptions
+            ? { retryOptions: call.retryOptions({ signal: controller.signal, deadlineAt: call.deadlineAt }) }
+            : {}),
         }
         response = await this.#dispatcher.request(options)
       } catch (err) {

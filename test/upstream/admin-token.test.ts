@@ -6,8 +6,7 @@ import {
   LOGIN_BACKOFF_MAX_MS,
   loginBackoffMs,
 } from '../../src/upstream/adminToken.js'
-import { Transport } from '../../src/upstream/transport.js'
-import { inMs, rejectionOf, startServer, testConfig } from './helpers.js'
+import { inMs, rejectionOf, startServer, testConfig, upstreamPolicy } from './helpers.js'
 import { fakeClock, HOUR, simConfig, startSim } from './withSimulator.js'
 
 const ctx = () => ({ deadlineAt: inMs(10_000) })
@@ -15,9 +14,8 @@ const ctx = () => ({ deadlineAt: inMs(10_000) })
 void t.test('logs in once, then serves the cached token', async (t) => {
   const sim = await startSim(t)
   const config = simConfig(sim)
-  const transport = new Transport(config)
-  t.teardown(() => transport.close())
-  const tokens = new AdminTokenProvider({ config, transport })
+  const policy = upstreamPolicy(t, config)
+  const tokens = new AdminTokenProvider({ config, policy })
 
   const first = await tokens.get(ctx())
   const second = await tokens.get(ctx())
@@ -31,9 +29,8 @@ void t.test('logs in once, then serves the cached token', async (t) => {
 void t.test('20 concurrent get() share one log-in', async (t) => {
   const sim = await startSim(t, { faults: { extraLatencyMs: 50, endpoints: ['adminLogin'] } })
   const config = simConfig(sim)
-  const transport = new Transport(config)
-  t.teardown(() => transport.close())
-  const tokens = new AdminTokenProvider({ config, transport })
+  const policy = upstreamPolicy(t, config)
+  const tokens = new AdminTokenProvider({ config, policy })
 
   const all = await Promise.all(Array.from({ length: 20 }, () => tokens.get(ctx())))
   t.equal(new Set(all).size, 1, 'all 20 callers got the same token')
@@ -45,9 +42,8 @@ void t.test('renews in the background once the token is within the refresh margi
   const clock = fakeClock()
   const sim = await startSim(t, { now: clock.now, adminTokenTtlMs: 24 * HOUR })
   const config = simConfig(sim, { ADMIN_TOKEN_REFRESH_MARGIN_MS: String(10 * 60_000) })
-  const transport = new Transport(config)
-  t.teardown(() => transport.close())
-  const tokens = new AdminTokenProvider({ config, transport, now: clock.now })
+  const policy = upstreamPolicy(t, config)
+  const tokens = new AdminTokenProvider({ config, policy, now: clock.now })
 
   const first = await tokens.get(ctx())
   clock.advance(23 * HOUR + 45 * 60_000) // 15 min left: outside the 10 min margin
@@ -74,9 +70,8 @@ void t.test('a token that is not a JWT is assumed to live 24 hours', async (t) =
     INCODE_ADMIN_PASSWORD: 'pw',
     ADMIN_TOKEN_REFRESH_MARGIN_MS: String(10 * 60_000),
   })
-  const transport = new Transport(config)
-  t.teardown(() => transport.close())
-  const tokens = new AdminTokenProvider({ config, transport, now: clock.now })
+  const policy = upstreamPolicy(t, config)
+  const tokens = new AdminTokenProvider({ config, policy, now: clock.now })
 
   t.equal(await tokens.get(ctx()), 'opaque-1', 'the first token')
   clock.advance(23 * HOUR + 49 * 60_000)
@@ -102,9 +97,8 @@ void t.test('log-in sends the API headers and the credentials as JSON', async (t
     INCODE_ADMIN_PASSWORD: 'pw',
     INCODE_API_VERSION: '2.0',
   })
-  const transport = new Transport(config)
-  t.teardown(() => transport.close())
-  await new AdminTokenProvider({ config, transport }).get(ctx())
+  const policy = upstreamPolicy(t, config)
+  await new AdminTokenProvider({ config, policy }).get(ctx())
   t.equal(seen.url, '/executive/log-in', 'posts to INCODE_PATH_ADMIN_LOGIN')
   t.match(
     seen.headers,
@@ -120,9 +114,8 @@ void t.test('wrong credentials → 502 UpstreamStatusError without the password;
   const sim = await startSim(t)
   const password = 'very-secret-wrong-password'
   const config = simConfig(sim, { INCODE_ADMIN_PASSWORD: password })
-  const transport = new Transport(config)
-  t.teardown(() => transport.close())
-  const tokens = new AdminTokenProvider({ config, transport, now: clock.now })
+  const policy = upstreamPolicy(t, config)
+  const tokens = new AdminTokenProvider({ config, policy, now: clock.now })
 
   const err = await rejectionOf(tokens.get(ctx()))
   t.ok(err instanceof UpstreamStatusError, 'an UpstreamStatusError')
@@ -141,10 +134,9 @@ void t.test('wrong credentials → 502 UpstreamStatusError without the password;
 void t.test('a failed log-in is retried on the next get(), which can then succeed', async (t) => {
   const sim = await startSim(t, { faults: { loginFailure: true } })
   const config = simConfig(sim)
-  const transport = new Transport(config)
-  t.teardown(() => transport.close())
+  const policy = upstreamPolicy(t, config)
   const clock = fakeClock()
-  const tokens = new AdminTokenProvider({ config, transport, now: clock.now })
+  const tokens = new AdminTokenProvider({ config, policy, now: clock.now })
 
   const err = await rejectionOf(tokens.get(ctx()))
   t.match(err, { statusCode: 502, upstreamStatus: 500 }, 'a log-in 500 is a 502')
@@ -163,9 +155,8 @@ void t.test(
       faults: { extraLatencyMs: 30, endpoints: ['adminLogin'] },
     })
     const config = simConfig(sim)
-    const transport = new Transport(config)
-    t.teardown(() => transport.close())
-    const tokens = new AdminTokenProvider({ config, transport, now: clock.now })
+    const policy = upstreamPolicy(t, config)
+    const tokens = new AdminTokenProvider({ config, policy, now: clock.now })
 
     const stale = await tokens.get(ctx())
     clock.advance(1000) // so that the next token's iat (seconds) differs
@@ -183,9 +174,8 @@ void t.test(
 void t.test('a fixed INCODE_ADMIN_TOKEN is used as is and never renewed', async (t) => {
   const sim = await startSim(t)
   const config = simConfig(sim, { INCODE_ADMIN_TOKEN: 'fixed-token' })
-  const transport = new Transport(config)
-  t.teardown(() => transport.close())
-  const tokens = new AdminTokenProvider({ config, transport })
+  const policy = upstreamPolicy(t, config)
+  const tokens = new AdminTokenProvider({ config, policy })
   t.equal(await tokens.get(ctx()), 'fixed-token', 'get() gives the fixed token')
   t.equal(await tokens.refresh('fixed-token', ctx()), 'fixed-token', 'refresh() gives it back unchanged')
   t.equal(tokens.logins, 0, 'no log-in')
@@ -195,9 +185,8 @@ void t.test('a fixed INCODE_ADMIN_TOKEN is used as is and never renewed', async 
 void t.test('a caller leaving a shared log-in fails alone; the others get the token', async (t) => {
   const sim = await startSim(t, { faults: { extraLatencyMs: 200, endpoints: ['adminLogin'] } })
   const config = simConfig(sim)
-  const transport = new Transport(config)
-  t.teardown(() => transport.close())
-  const tokens = new AdminTokenProvider({ config, transport })
+  const policy = upstreamPolicy(t, config)
+  const tokens = new AdminTokenProvider({ config, policy })
 
   const leaving = new AbortController()
   const left = rejectionOf(tokens.get({ signal: leaving.signal, deadlineAt: inMs(10_000) }))
@@ -210,13 +199,12 @@ void t.test('a caller leaving a shared log-in fails alone; the others get the to
   t.equal(tokens.logins, 1, 'one log-in for all three')
 })
 
-void t.test('no credentials at all → a clear 500 error, no call', async (t) => {
+void t.test('no credentials at all → 503 ADMIN_NOT_CONFIGURED, no call', async (t) => {
   const upstream = await startServer(t, (_req, res) => res.end())
   const config = testConfig(upstream.url)
-  const transport = new Transport(config)
-  t.teardown(() => transport.close())
-  const err = await rejectionOf(new AdminTokenProvider({ config, transport }).get(ctx()))
-  t.match(err, { statusCode: 500, code: 'ADMIN_CREDENTIALS_MISSING' }, 'ADMIN_CREDENTIALS_MISSING')
+  const policy = upstreamPolicy(t, config)
+  const err = await rejectionOf(new AdminTokenProvider({ config, policy }).get(ctx()))
+  t.match(err, { statusCode: 503, code: 'ADMIN_NOT_CONFIGURED' }, 'the same answer as the /v1 routes give')
   t.equal(upstream.requests.length, 0, 'nothing was sent')
 })
 
@@ -259,10 +247,9 @@ void t.test(
       ADMIN_TOKEN_REFRESH_MARGIN_MS: String(10 * 60_000),
       BREAKER_FAILURE_THRESHOLD: '100',
     })
-    const transport = new Transport(config)
-    t.teardown(() => transport.close())
+    const policy = upstreamPolicy(t, config)
     // The highest jitter draw: every back-off is a full step.
-    const tokens = new AdminTokenProvider({ config, transport, now: clock.now, random: () => 0.999_999 })
+    const tokens = new AdminTokenProvider({ config, policy, now: clock.now, random: () => 0.999_999 })
 
     const first = await tokens.get(ctx())
     sim.setFaults({ loginFailure: true })

@@ -8,12 +8,12 @@ import {
 import { Metrics } from '../../src/metrics.js'
 import { SEEDED_SESSIONS, type SimulatorOptions } from '../../src/simulator/index.js'
 import { AdminTokenProvider } from '../../src/upstream/adminToken.js'
-import { IncodeClient, type Caller } from '../../src/upstream/incode.js'
-import { Transport } from '../../src/upstream/transport.js'
+import type { Caller } from '../../src/domain/calls.js'
+import { IncodeClient } from '../../src/upstream/incode.js'
 import { SizeEstimator } from '../../src/domain/sizeEstimator.js'
 import { splitFetch } from '../../src/services/splitFetch.js'
 import { until } from './held.js'
-import { inMs, metricValue, rejectionOf, startServer, testConfig } from './helpers.js'
+import { inMs, metricValue, rejectionOf, startServer, testConfig, upstreamPolicy } from './helpers.js'
 import { simConfig, startSim } from './withSimulator.js'
 
 const small = SEEDED_SESSIONS[1]?.interviewId ?? ''
@@ -37,12 +37,11 @@ async function setup(t: Test, options: { sim?: SimulatorOptions; env?: Record<st
     ...options.env,
   })
   const metrics = new Metrics()
-  const transport = new Transport(config, { metrics })
-  t.teardown(() => transport.close())
-  const tokens = new AdminTokenProvider({ config, transport, metrics })
-  const incode = new IncodeClient({ config, transport, adminTokens: tokens })
+  const policy = upstreamPolicy(t, config, { metrics })
+  const tokens = new AdminTokenProvider({ config, policy, metrics })
+  const incode = new IncodeClient({ config, policy, adminTokens: tokens })
   const caller: Caller = { kind: 'token', token: sim.sessionToken(small), interviewId: small }
-  return { sim, config, metrics, transport, tokens, incode, caller }
+  return { sim, config, metrics, policy, tokens, incode, caller }
 }
 
 /** Makes `count` calls that fail with Incode's 500. */
@@ -199,9 +198,8 @@ void t.test('an opaque 502 counts only where the size makes the cap implausible'
     BREAKER_FAILURE_THRESHOLD: String(THRESHOLD),
     BREAKER_RESET_MS: '60000',
   })
-  const transport = new Transport(config)
-  t.teardown(() => transport.close())
-  const incode = new IncodeClient({ config, transport })
+  const policy = upstreamPolicy(t, config)
+  const incode = new IncodeClient({ config, policy })
   const fetch = (estimator: SizeEstimator, type: 'fullFrameFrontID' | 'signature') =>
     splitFetch({
       incode,
@@ -251,9 +249,8 @@ void t.test('a 200 whose JSON is cut short (a whole HTTP answer) counts as a fai
     })
   })
   const config = testConfig(upstream.url, { BREAKER_FAILURE_THRESHOLD: String(THRESHOLD) })
-  const transport = new Transport(config)
-  t.teardown(() => transport.close())
-  const incode = new IncodeClient({ config, transport })
+  const policy = upstreamPolicy(t, config)
+  const incode = new IncodeClient({ config, policy })
   for (let i = 0; i < THRESHOLD; i++) {
     const answer = await incode.call('imageLinks', { kind: 'token', token: 'a-token' }, signature, ctx())
     t.equal(answer.status, 200, `call ${i + 1}: the 200 comes back to its caller`)
@@ -299,11 +296,11 @@ void t.test('a caller leaving is not a failure', async (t) => {
 })
 
 void t.test('failed admin log-ins open the log-in breaker only', async (t) => {
-  const { sim, config, metrics, transport, incode, caller } = await setup(t)
+  const { sim, config, metrics, policy, incode, caller } = await setup(t)
   sim.setFaults({ loginFailure: true })
   for (let i = 0; i < THRESHOLD; i++) {
     // A new provider each time: one provider backs off after its failed log-in.
-    const err = await rejectionOf(new AdminTokenProvider({ config, transport, metrics }).get(ctx()))
+    const err = await rejectionOf(new AdminTokenProvider({ config, policy, metrics }).get(ctx()))
     t.ok(err instanceof UpstreamStatusError, `log-in ${i + 1} fails (Incode answered 500)`)
   }
   t.equal(incode.breakerState('adminLogin'), 'open', "failed log-ins open the log-in's breaker")
@@ -315,7 +312,7 @@ void t.test('failed admin log-ins open the log-in breaker only', async (t) => {
 
   const logins = sim.callsTo('adminLogin').length
   const err = await rejectionOf(
-    new AdminTokenProvider({ config, transport, metrics }).get({ deadlineAt: inMs(10_000) }),
+    new AdminTokenProvider({ config, policy, metrics }).get({ deadlineAt: inMs(10_000) }),
   )
   t.ok(err instanceof CircuitOpenError, 'a log-in while open fails fast')
   t.equal(sim.callsTo('adminLogin').length, logins, 'without reaching Incode')

@@ -1,22 +1,21 @@
 import t from 'tap'
 import { ClientClosedError, OverloadedError } from '../../src/errors.js'
 import { Metrics } from '../../src/metrics.js'
-import { Transport } from '../../src/upstream/transport.js'
 import { heldUpstream, settlesThisTurn } from './held.js'
-import { getRoot as get, metricValue, rejectionOf, testConfig } from './helpers.js'
+import { getRoot as get, metricValue, rejectionOf, testConfig, upstreamPolicy } from './helpers.js'
 
 void t.test('2 in flight and 1 waiting at most: a 4th call is refused at once', async (t) => {
   const upstream = await heldUpstream(t)
   const metrics = new Metrics()
-  const transport = new Transport(
+  const policy = upstreamPolicy(
+    t,
     testConfig(upstream.url, { UPSTREAM_MAX_CONCURRENT: '2', UPSTREAM_MAX_QUEUE: '1' }),
     { metrics },
   )
-  t.teardown(() => transport.close())
 
-  const first3 = [get(transport), get(transport), get(transport)]
+  const first3 = [get(policy), get(policy), get(policy)]
   await upstream.received(2)
-  const fourth = rejectionOf(get(transport))
+  const fourth = rejectionOf(get(policy))
   t.ok(await settlesThisTurn(fourth), 'refused at once')
   const err = await fourth
   t.equal(upstream.requests.length, 2, 'while two calls are in flight and one waits')
@@ -46,15 +45,15 @@ void t.test('2 in flight and 1 waiting at most: a 4th call is refused at once', 
 
 void t.test('a waiting caller that leaves is answered at once, and the queue moves on', async (t) => {
   const upstream = await heldUpstream(t)
-  const transport = new Transport(
+  const policy = upstreamPolicy(
+    t,
     testConfig(upstream.url, { UPSTREAM_MAX_CONCURRENT: '1', UPSTREAM_MAX_QUEUE: '2' }),
   )
-  t.teardown(() => transport.close())
 
-  const first = get(transport)
+  const first = get(policy)
   const leaving = new AbortController()
-  const left = rejectionOf(get(transport, { signal: leaving.signal }))
-  const third = get(transport)
+  const left = rejectionOf(get(policy, { signal: leaving.signal }))
+  const third = get(policy)
   await upstream.received(1)
   leaving.abort()
   t.ok(await settlesThisTurn(left), 'answered at once, while the first call still holds the slot')
@@ -71,15 +70,15 @@ void t.test(
   async (t) => {
     const upstream = await heldUpstream(t)
     const metrics = new Metrics()
-    const transport = new Transport(
+    const policy = upstreamPolicy(
+      t,
       testConfig(upstream.url, { UPSTREAM_MAX_CONCURRENT: '1', UPSTREAM_MAX_QUEUE: '1' }),
       { metrics },
     )
-    t.teardown(() => transport.close())
 
-    const first = get(transport)
+    const first = get(policy)
     const started = Date.now()
-    const err = await rejectionOf(get(transport, { deadlineMs: 100 }))
+    const err = await rejectionOf(get(policy, { deadlineMs: 100 }))
     const took = Date.now() - started
     t.match(err, { statusCode: 503, code: 'UPSTREAM_BULKHEAD_FULL' }, 'UPSTREAM_BULKHEAD_FULL')
     t.ok(took >= 90, `not before its deadline (${took} ms)`)

@@ -1,8 +1,12 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo, Socket } from 'node:net'
 import type { Test } from 'tap'
+import type { Dispatcher } from 'undici'
 import { loadConfig, type Config } from '../../src/config.js'
-import type { Transport } from '../../src/upstream/transport.js'
+import type { Metrics } from '../../src/metrics.js'
+import { UpstreamPolicy } from '../../src/upstream/policy.js'
+import { retryInterceptors } from '../../src/upstream/retry.js'
+import { Transport } from '../../src/upstream/transport.js'
 
 /** What prom-client's `metric.get()` resolves to, as far as these tests read it. */
 interface MetricReading {
@@ -62,14 +66,35 @@ export function testConfig(baseUrl: string, env: Record<string, string> = {}): C
   return loadConfig({ INCODE_BASE_URL: baseUrl, INCODE_API_KEY: 'test-api-key', ...env })
 }
 
+/**
+ * The upstream line as the services plugin wires it: a transport (its dispatcher composed with the
+ * retry interceptor, closed when the test ends) under the policy.
+ */
+export function upstreamPolicy(
+  t: Test,
+  config: Config,
+  options: { dispatcher?: Dispatcher; metrics?: Metrics; random?: () => number } = {},
+): UpstreamPolicy {
+  const transport = new Transport(config, {
+    interceptors: retryInterceptors(config.RETRY_MAX),
+    ...(options.dispatcher ? { dispatcher: options.dispatcher } : {}),
+  })
+  t.teardown(() => transport.close())
+  return new UpstreamPolicy(config, {
+    transport,
+    ...(options.metrics ? { metrics: options.metrics } : {}),
+    ...(options.random ? { random: options.random } : {}),
+  })
+}
+
 /** A deadline `ms` from now, on the Date.now() clock. */
 export function inMs(ms: number): number {
   return Date.now() + ms
 }
 
-/** `GET /` through the transport (its policy included), within `deadlineMs` (10 s by default). */
-export function getRoot(transport: Transport, options: { deadlineMs?: number; signal?: AbortSignal } = {}) {
-  return transport.request({
+/** `GET /` through the policy and the transport, within `deadlineMs` (10 s by default). */
+export function getRoot(policy: UpstreamPolicy, options: { deadlineMs?: number; signal?: AbortSignal } = {}) {
+  return policy.request({
     method: 'GET',
     path: '/',
     headers: {},

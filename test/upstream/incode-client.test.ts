@@ -4,8 +4,7 @@ import { AppError, ClientClosedError, UpstreamStatusError, UpstreamTimeoutError 
 import { SEEDED_SESSIONS, type Simulator, type SimulatorOptions } from '../../src/simulator/index.js'
 import { AdminTokenProvider } from '../../src/upstream/adminToken.js'
 import { IncodeClient } from '../../src/upstream/incode.js'
-import { Transport } from '../../src/upstream/transport.js'
-import { inMs, rejectionOf } from './helpers.js'
+import { inMs, rejectionOf, upstreamPolicy } from './helpers.js'
 import { fakeClock, HOUR, simConfig, startSim } from './withSimulator.js'
 
 const full = SEEDED_SESSIONS[0]?.interviewId ?? ''
@@ -26,10 +25,9 @@ async function setup(
 ): Promise<Setup> {
   const sim = await startSim(t, options.sim)
   const config = simConfig(sim, options.env)
-  const transport = new Transport(config)
-  t.teardown(() => transport.close())
-  const tokens = new AdminTokenProvider({ config, transport, ...(options.now ? { now: options.now } : {}) })
-  return { sim, config, tokens, incode: new IncodeClient({ config, transport, adminTokens: tokens }) }
+  const policy = upstreamPolicy(t, config)
+  const tokens = new AdminTokenProvider({ config, policy, ...(options.now ? { now: options.now } : {}) })
+  return { sim, config, tokens, incode: new IncodeClient({ config, policy, adminTokens: tokens }) }
 }
 
 function json(body: Buffer): Record<string, unknown> {
@@ -172,12 +170,11 @@ void t.test('a fixed admin token refused → 502 at once (refreshing cannot help
 void t.test('admin caller with a bad API key (403) → 502', async (t) => {
   const sim = await startSim(t)
   const config = simConfig(sim, { INCODE_API_KEY: 'wrong-key', INCODE_ADMIN_TOKEN: sim.adminToken() })
-  const transport = new Transport(config)
-  t.teardown(() => transport.close())
+  const policy = upstreamPolicy(t, config)
   const incode = new IncodeClient({
     config,
-    transport,
-    adminTokens: new AdminTokenProvider({ config, transport }),
+    policy,
+    adminTokens: new AdminTokenProvider({ config, policy }),
   })
   const err = await rejectionOf(
     incode.call('images', { kind: 'admin', interviewId: small }, signature, ctx()),
@@ -216,17 +213,16 @@ void t.test('forward() returns non-2xx answers as they are', async (t) => {
   t.equal(incode.callCount, 3, 'each forward is counted')
 })
 
-void t.test('an admin caller without an admin token provider → a clear 500', async (t) => {
+void t.test('an admin caller without an admin token provider → 503 ADMIN_NOT_CONFIGURED', async (t) => {
   const sim = await startSim(t)
   const config = simConfig(sim)
-  const transport = new Transport(config)
-  t.teardown(() => transport.close())
-  const incode = new IncodeClient({ config, transport })
+  const policy = upstreamPolicy(t, config)
+  const incode = new IncodeClient({ config, policy })
   const err = await rejectionOf(
     incode.call('images', { kind: 'admin', interviewId: small }, signature, ctx()),
   )
   t.ok(err instanceof AppError, 'an AppError')
-  t.match(err, { statusCode: 500, code: 'ADMIN_CREDENTIALS_MISSING' }, 'ADMIN_CREDENTIALS_MISSING')
+  t.match(err, { statusCode: 503, code: 'ADMIN_NOT_CONFIGURED' }, 'the same answer as the /v1 routes give')
   t.equal(sim.calls.length, 0, 'Incode saw nothing')
 })
 

@@ -1,8 +1,7 @@
 import type { IncomingMessage } from 'node:http'
 import t from 'tap'
 import { IncodeClient } from '../../src/upstream/incode.js'
-import { Transport } from '../../src/upstream/transport.js'
-import { inMs, startServer, testConfig } from './helpers.js'
+import { inMs, startServer, testConfig, upstreamPolicy } from './helpers.js'
 
 interface Seen {
   url: string | undefined
@@ -27,9 +26,8 @@ async function recordingUpstream(t: Parameters<typeof startServer>[0]) {
 void t.test('sends x-api-key, api-version, content-type and the token; ?id= when known', async (t) => {
   const { upstream, seen } = await recordingUpstream(t)
   const config = testConfig(`${upstream.url}/api`, { INCODE_API_VERSION: '1.0' })
-  const transport = new Transport(config)
-  t.teardown(() => transport.close())
-  const incode = new IncodeClient({ config, transport })
+  const policy = upstreamPolicy(t, config)
+  const incode = new IncodeClient({ config, policy })
 
   await incode.call(
     'images',
@@ -63,9 +61,8 @@ void t.test('sends x-api-key, api-version, content-type and the token; ?id= when
 void t.test('zeroPath posts to /0 + path with the token alone, without x-api-key', async (t) => {
   const { upstream, seen } = await recordingUpstream(t)
   const config = testConfig(upstream.url)
-  const transport = new Transport(config)
-  t.teardown(() => transport.close())
-  const incode = new IncodeClient({ config, transport })
+  const policy = upstreamPolicy(t, config)
+  const incode = new IncodeClient({ config, policy })
 
   await incode.call(
     'images',
@@ -94,9 +91,8 @@ void t.test('zeroPath posts to /0 + path with the token alone, without x-api-key
 void t.test('the request id reaches Incode as x-request-id', async (t) => {
   const { upstream, seen } = await recordingUpstream(t)
   const config = testConfig(upstream.url)
-  const transport = new Transport(config)
-  t.teardown(() => transport.close())
-  const incode = new IncodeClient({ config, transport })
+  const policy = upstreamPolicy(t, config)
+  const incode = new IncodeClient({ config, policy })
 
   const caller = { kind: 'token', token: 'caller-token' } as const
   await incode.call('images', caller, {}, { deadlineAt: inMs(5000), requestId: 'req-123' })
@@ -114,9 +110,8 @@ void t.test('pathOf() follows the INCODE_PATH_* settings', (t) => {
     INCODE_PATH_SECOND_ID_IMAGES: '/c',
     INCODE_PATH_CONCATENATED_IMAGES: '/d',
   })
-  const transport = new Transport(config)
-  t.teardown(() => transport.close())
-  const incode = new IncodeClient({ config, transport })
+  const policy = upstreamPolicy(t, config)
+  const incode = new IncodeClient({ config, policy })
   t.same(
     [
       incode.pathOf('images'),

@@ -3,8 +3,7 @@ import { Metrics } from '../../src/metrics.js'
 import { SEEDED_SESSIONS } from '../../src/simulator/index.js'
 import { AdminTokenProvider } from '../../src/upstream/adminToken.js'
 import { IncodeClient } from '../../src/upstream/incode.js'
-import { Transport } from '../../src/upstream/transport.js'
-import { closedPort, inMs, metricValue, rejectionOf, testConfig } from './helpers.js'
+import { closedPort, inMs, metricValue, rejectionOf, testConfig, upstreamPolicy } from './helpers.js'
 import { simConfig, startSim } from './withSimulator.js'
 
 const small = SEEDED_SESSIONS[1]?.interviewId ?? ''
@@ -14,10 +13,9 @@ void t.test('calls are counted per endpoint and status, timed, and log-ins count
   const sim = await startSim(t)
   const config = simConfig(sim)
   const metrics = new Metrics()
-  const transport = new Transport(config, { metrics })
-  t.teardown(() => transport.close())
-  const tokens = new AdminTokenProvider({ config, transport, metrics })
-  const incode = new IncodeClient({ config, transport, adminTokens: tokens })
+  const policy = upstreamPolicy(t, config, { metrics })
+  const tokens = new AdminTokenProvider({ config, policy, metrics })
+  const incode = new IncodeClient({ config, policy, adminTokens: tokens })
 
   await incode.call('images', { kind: 'admin', interviewId: small }, { images: ['signature'] }, ctx())
   await incode.call('imageLinks', { kind: 'admin', interviewId: small }, { images: ['selfie'] }, ctx())
@@ -46,11 +44,10 @@ void t.test('calls are counted per endpoint and status, timed, and log-ins count
 
 void t.test('errors are counted by their code; an unnamed call is the probe', async (t) => {
   const metrics = new Metrics()
-  const transport = new Transport(testConfig(`http://127.0.0.1:${await closedPort()}`, { RETRY_MAX: '0' }), {
+  const policy = upstreamPolicy(t, testConfig(`http://127.0.0.1:${await closedPort()}`, { RETRY_MAX: '0' }), {
     metrics,
   })
-  t.teardown(() => transport.close())
-  await rejectionOf(transport.request({ method: 'GET', path: '/', headers: {}, deadlineAt: inMs(5000) }))
+  await rejectionOf(policy.request({ method: 'GET', path: '/', headers: {}, deadlineAt: inMs(5000) }))
   t.equal(
     await metricValue(metrics.upstreamCalls, { endpoint: 'probe', status: 'UPSTREAM_UNAVAILABLE' }),
     1,
@@ -61,10 +58,9 @@ void t.test('errors are counted by their code; an unnamed call is the probe', as
 
 void t.test('calls refused before the network are counted but not timed', async (t) => {
   const metrics = new Metrics()
-  const transport = new Transport(testConfig('http://127.0.0.1:9'), { metrics })
-  t.teardown(() => transport.close())
+  const policy = upstreamPolicy(t, testConfig('http://127.0.0.1:9'), { metrics })
   await rejectionOf(
-    transport.request({
+    policy.request({
       endpoint: 'images',
       method: 'GET',
       path: '/',

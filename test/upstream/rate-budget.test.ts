@@ -1,9 +1,16 @@
 import t from 'tap'
 import { ClientClosedError, OverloadedError } from '../../src/errors.js'
 import { Metrics } from '../../src/metrics.js'
-import { Transport } from '../../src/upstream/transport.js'
 import { heldUpstream, settlesThisTurn } from './held.js'
-import { getRoot as get, inMs, metricValue, rejectionOf, startServer, testConfig } from './helpers.js'
+import {
+  getRoot as get,
+  inMs,
+  metricValue,
+  rejectionOf,
+  startServer,
+  testConfig,
+  upstreamPolicy,
+} from './helpers.js'
 
 void t.test('UPSTREAM_RATE_PER_SEC 5: ten calls are spaced over about two seconds', async (t) => {
   const arrivals: number[] = []
@@ -11,11 +18,10 @@ void t.test('UPSTREAM_RATE_PER_SEC 5: ten calls are spaced over about two second
     arrivals.push(Date.now())
     res.end('ok')
   })
-  const transport = new Transport(testConfig(upstream.url, { UPSTREAM_RATE_PER_SEC: '5' }))
-  t.teardown(() => transport.close())
+  const policy = upstreamPolicy(t, testConfig(upstream.url, { UPSTREAM_RATE_PER_SEC: '5' }))
 
   const started = Date.now()
-  const answers = await Promise.all(Array.from({ length: 10 }, () => get(transport)))
+  const answers = await Promise.all(Array.from({ length: 10 }, () => get(policy)))
   const took = Date.now() - started
   t.ok(
     answers.every((a) => a.status === 200),
@@ -31,12 +37,11 @@ void t.test(
   async (t) => {
     const upstream = await startServer(t, (_req, res) => res.end('ok'))
     const metrics = new Metrics()
-    const transport = new Transport(testConfig(upstream.url, { UPSTREAM_RATE_PER_SEC: '5' }), { metrics })
-    t.teardown(() => transport.close())
+    const policy = upstreamPolicy(t, testConfig(upstream.url, { UPSTREAM_RATE_PER_SEC: '5' }), { metrics })
 
-    const ahead = Array.from({ length: 5 }, () => get(transport))
+    const ahead = Array.from({ length: 5 }, () => get(policy))
     // Five calls ahead at 200 ms apiece: it could not start before about 1 s.
-    const refused = rejectionOf(get(transport, { deadlineMs: 600 }))
+    const refused = rejectionOf(get(policy, { deadlineMs: 600 }))
     t.ok(await settlesThisTurn(refused), 'refused at once, not at its deadline')
     const err = await refused
     t.ok(err instanceof OverloadedError, 'an OverloadedError')
@@ -54,13 +59,12 @@ void t.test(
 
 void t.test('a call whose caller leaves while it waits for its slot is answered at once', async (t) => {
   const upstream = await heldUpstream(t)
-  const transport = new Transport(testConfig(upstream.url, { UPSTREAM_RATE_PER_SEC: '5' }))
-  t.teardown(() => transport.close())
+  const policy = upstreamPolicy(t, testConfig(upstream.url, { UPSTREAM_RATE_PER_SEC: '5' }))
 
-  const ahead = Array.from({ length: 5 }, () => get(transport))
+  const ahead = Array.from({ length: 5 }, () => get(policy))
   const leaving = new AbortController()
   const left = rejectionOf(
-    transport.request({
+    policy.request({
       method: 'GET',
       path: '/left',
       headers: {},
@@ -68,7 +72,7 @@ void t.test('a call whose caller leaves while it waits for its slot is answered 
       signal: leaving.signal,
     }),
   )
-  const behind = get(transport)
+  const behind = get(policy)
   await upstream.received(1)
   leaving.abort()
   t.ok(await settlesThisTurn(left), 'answered at once, long before its slot')
@@ -85,9 +89,8 @@ void t.test('a call whose caller leaves while it waits for its slot is answered 
 
 void t.test('UPSTREAM_RATE_PER_SEC 0 (the default) spaces nothing', async (t) => {
   const upstream = await heldUpstream(t)
-  const transport = new Transport(testConfig(upstream.url, { UPSTREAM_MAX_CONCURRENT: '10' }))
-  t.teardown(() => transport.close())
-  const calls = Array.from({ length: 10 }, () => get(transport))
+  const policy = upstreamPolicy(t, testConfig(upstream.url, { UPSTREAM_MAX_CONCURRENT: '10' }))
+  const calls = Array.from({ length: 10 }, () => get(policy))
   // Each waits for its answer: had they been spaced, the later ones would never have been sent.
   await upstream.received(10)
   t.equal(upstream.maxHeld(), 10, 'all ten reached Incode while none was answered')

@@ -1,8 +1,7 @@
 import t from 'tap'
 import { Metrics } from '../../src/metrics.js'
 import { RETRY_BUDGET_MIN_PER_SEC, RetryBudget } from '../../src/upstream/retry.js'
-import { Transport } from '../../src/upstream/transport.js'
-import { inMs, metricValue, startServer, testConfig } from './helpers.js'
+import { inMs, metricValue, startServer, testConfig, upstreamPolicy } from './helpers.js'
 import { fakeClock } from './withSimulator.js'
 
 function spend(budget: RetryBudget, tries: number): number {
@@ -52,7 +51,8 @@ void t.test(
     const retryMax = 3
     const calls = 40
     const metrics = new Metrics()
-    const transport = new Transport(
+    const policy = upstreamPolicy(
+      t,
       testConfig(upstream.url, {
         RETRY_BUDGET_RATIO: String(ratio),
         RETRY_MAX: String(retryMax),
@@ -61,12 +61,11 @@ void t.test(
       }),
       { metrics },
     )
-    t.teardown(() => transport.close())
 
     const started = performance.now()
     const answers = await Promise.all(
       Array.from({ length: calls }, () =>
-        transport.request({ method: 'POST', path: '/p', headers: {}, body: '{}', deadlineAt: inMs(10_000) }),
+        policy.request({ method: 'POST', path: '/p', headers: {}, body: '{}', deadlineAt: inMs(10_000) }),
       ),
     )
     const seconds = (performance.now() - started) / 1000

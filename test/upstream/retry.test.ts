@@ -7,16 +7,24 @@ import {
   UpstreamUnavailableError,
 } from '../../src/errors.js'
 import { Metrics } from '../../src/metrics.js'
-import { Transport } from '../../src/upstream/transport.js'
 import { settlesThisTurn, until } from './held.js'
-import { closedPort, inMs, metricValue, rejectionOf, startServer, testConfig } from './helpers.js'
+import type { UpstreamPolicy } from '../../src/upstream/policy.js'
+import {
+  closedPort,
+  inMs,
+  metricValue,
+  rejectionOf,
+  startServer,
+  testConfig,
+  upstreamPolicy,
+} from './helpers.js'
 
 /** Short backoffs, so that tests about what is retried do not wait for it. */
 const fast = { RETRY_BASE_MS: '5', RETRY_MAX_DELAY_MS: '20' }
 const body = '{"images":["selfie"]}'
 
-function post(transport: Transport, options: { deadlineMs?: number; signal?: AbortSignal } = {}) {
-  return transport.request({
+function post(policy: UpstreamPolicy, options: { deadlineMs?: number; signal?: AbortSignal } = {}) {
+  return policy.request({
     method: 'POST',
     path: '/omni/get/images',
     headers: { 'content-type': 'application/json' },
@@ -53,10 +61,9 @@ void t.test('a 503, then a 504, then success: retried, and the body is sent agai
   const script = scripted((n, _req, res) => answer(res, n === 1 ? 503 : n === 2 ? 504 : 200))
   const upstream = await startServer(t, script.handler)
   const metrics = new Metrics()
-  const transport = new Transport(testConfig(upstream.url, fast), { metrics })
-  t.teardown(() => transport.close())
+  const policy = upstreamPolicy(t, testConfig(upstream.url, fast), { metrics })
 
-  const result = await post(transport)
+  const result = await post(policy)
   t.equal(result.status, 200, 'the success comes back')
   t.equal(upstream.requests.length, 3, 'the server saw three attempts')
   t.same(script.bodies, [body, body, body], 'each attempt carried the whole body')
@@ -66,10 +73,9 @@ void t.test('a 503, then a 504, then success: retried, and the body is sent agai
 void t.test('a connection reset before any answer is retried', async (t) => {
   const script = scripted((n, req, res) => (n === 1 ? req.socket.resetAndDestroy() : answer(res, 200)))
   const upstream = await startServer(t, script.handler)
-  const transport = new Transport(testConfig(upstream.url, fast))
-  t.teardown(() => transport.close())
+  const policy = upstreamPolicy(t, testConfig(upstream.url, fast))
 
-  const result = await post(transport)
+  const result = await post(policy)
   t.equal(result.status, 200, 'the retry succeeded')
   t.equal(upstream.requests.length, 2, 'the server saw two attempts')
 })
@@ -79,13 +85,13 @@ void t.test('connection refused, then the server comes up: a retry gets through'
   const metrics = new Metrics()
   // Jitter pinned near its top: retries after ~300 ms, ~600 ms, ~1.2 s, 2 s and 2 s, so that a
   // server slow to come up on a busy machine is still reached well within the 10 s deadline.
-  const transport = new Transport(
+  const policy = upstreamPolicy(
+    t,
     testConfig(`http://127.0.0.1:${port}`, { RETRY_MAX: '5', RETRY_BASE_MS: '300' }),
     { random: () => 0.999, metrics },
   )
-  t.teardown(() => transport.close())
 
-  const pending = post(transport)
+  const pending = post(policy)
   // The first attempt was refused: a retry is waiting.
   await until(async () => (await metricValue(metrics.upstreamRetries, { outcome: 'retried' })) >= 1)
   const upstream = await startServer(t, (_req, res) => answer(res, 200), port)
@@ -96,12 +102,11 @@ void t.test('connection refused, then the server comes up: a retry gets through'
 
 void t.test('502, 500 and 4xx answers are not retried', async (t) => {
   const upstream = await startServer(t, (req, res) => answer(res, Number(req.url?.split('/')[2])))
-  const transport = new Transport(testConfig(upstream.url, fast))
-  t.teardown(() => transport.close())
+  const policy = upstreamPolicy(t, testConfig(upstream.url, fast))
 
   for (const status of [502, 500, 501, 400, 401, 403, 404, 429]) {
     const before = upstream.requests.length
-    const result = await transport.request({
+    const result = await policy.request({
       method: 'POST',
       path: `/s/${status}`,
       headers: {},
@@ -118,10 +123,9 @@ void t.test('Retry-After in seconds is honoured over a shorter backoff', async (
     answer(res, n === 1 ? 503 : 200, n === 1 ? { 'retry-after': '1' } : {}),
   )
   const upstream = await startServer(t, script.handler)
-  const transport = new Transport(testConfig(upstream.url, fast))
-  t.teardown(() => transport.close())
+  const policy = upstreamPolicy(t, testConfig(upstream.url, fast))
 
-  const result = await post(transport)
+  const result = await post(policy)
   t.equal(result.status, 200, 'the retry succeeded')
   const gap = (script.times[1] ?? 0) - (script.times[0] ?? 0)
   t.ok(gap >= 900, `the second attempt came about a second later (${gap} ms)`)
@@ -134,10 +138,9 @@ void t.test('Retry-After as an HTTP date is honoured', async (t) => {
       : answer(res, 200),
   )
   const upstream = await startServer(t, script.handler)
-  const transport = new Transport(testConfig(upstream.url, fast))
-  t.teardown(() => transport.close())
+  const policy = upstreamPolicy(t, testConfig(upstream.url, fast))
 
-  const result = await post(transport)
+  const result = await post(policy)
   t.equal(result.status, 200, 'the retry succeeded')
   // The date has whole seconds: the wait is between 1 and 2 s.
   const gap = (script.times[1] ?? 0) - (script.times[0] ?? 0)
@@ -147,10 +150,9 @@ void t.test('Retry-After as an HTTP date is honoured', async (t) => {
 void t.test('at most RETRY_MAX retries; the last answer comes back', async (t) => {
   const upstream = await startServer(t, (_req, res) => answer(res, 503))
   const metrics = new Metrics()
-  const transport = new Transport(testConfig(upstream.url, { ...fast, RETRY_MAX: '3' }), { metrics })
-  t.teardown(() => transport.close())
+  const policy = upstreamPolicy(t, testConfig(upstream.url, { ...fast, RETRY_MAX: '3' }), { metrics })
 
-  const result = await post(transport)
+  const result = await post(policy)
   t.equal(result.status, 503, "Incode's last 503 comes back")
   t.match(JSON.parse(result.body.toString()), { status: 503 }, 'with its body')
   t.equal(upstream.requests.length, 4, 'one attempt and three retries')
@@ -159,9 +161,8 @@ void t.test('at most RETRY_MAX retries; the last answer comes back', async (t) =
 
 void t.test('RETRY_MAX 0 turns retries off', async (t) => {
   const upstream = await startServer(t, (_req, res) => answer(res, 503))
-  const transport = new Transport(testConfig(upstream.url, { ...fast, RETRY_MAX: '0' }))
-  t.teardown(() => transport.close())
-  t.equal((await post(transport)).status, 503, 'the 503 comes back')
+  const policy = upstreamPolicy(t, testConfig(upstream.url, { ...fast, RETRY_MAX: '0' }))
+  t.equal((await post(policy)).status, 503, 'the 503 comes back')
   t.equal(upstream.requests.length, 1, 'one attempt')
 })
 
@@ -170,14 +171,14 @@ void t.test('the deadline stops retries: no wait that would pass it', async (t) 
   const metrics = new Metrics()
   // Waits of ~1 s, then ~2 s: a 3 s deadline leaves room for one retry only (and 2 s for the
   // attempts themselves on a busy machine).
-  const transport = new Transport(
+  const policy = upstreamPolicy(
+    t,
     testConfig(upstream.url, { RETRY_MAX: '5', RETRY_BASE_MS: '1000', RETRY_MAX_DELAY_MS: '4000' }),
     { metrics, random: () => 0.999 },
   )
-  t.teardown(() => transport.close())
 
-  const result = await post(transport, { deadlineMs: 3000 })
-  // Had it waited into the deadline, the transport would have ended the call with a 504 instead.
+  const result = await post(policy, { deadlineMs: 3000 })
+  // Had it waited into the deadline, the policy would have ended the call with a 504 instead.
   t.equal(result.status, 503, 'the last answer comes back before the deadline, not a timeout')
   t.equal(upstream.requests.length, 2, 'one retry, the next wait would have passed the deadline')
   t.equal(await metricValue(metrics.upstreamRetries, { outcome: 'deadline' }), 1, 'counted as deadline')
@@ -186,10 +187,9 @@ void t.test('the deadline stops retries: no wait that would pass it', async (t) 
 void t.test('a Retry-After beyond the deadline ends the call at once', async (t) => {
   const upstream = await startServer(t, (_req, res) => answer(res, 503, { 'retry-after': '30' }))
   const metrics = new Metrics()
-  const transport = new Transport(testConfig(upstream.url, fast), { metrics })
-  t.teardown(() => transport.close())
-  const result = await post(transport, { deadlineMs: 2000 })
-  // Had it waited into the deadline, the transport would have ended the call with a 504 instead.
+  const policy = upstreamPolicy(t, testConfig(upstream.url, fast), { metrics })
+  const result = await post(policy, { deadlineMs: 2000 })
+  // Had it waited into the deadline, the policy would have ended the call with a 504 instead.
   t.equal(result.status, 503, 'the 503 comes back, without waiting')
   t.equal(upstream.requests.length, 1, 'no retry')
   t.equal(await metricValue(metrics.upstreamRetries, { outcome: 'deadline' }), 1, 'counted as deadline')
@@ -198,10 +198,9 @@ void t.test('a Retry-After beyond the deadline ends the call at once', async (t)
 void t.test('the caller leaving during a wait after a 503 ends the call at once', async (t) => {
   const upstream = await startServer(t, (_req, res) => answer(res, 503, { 'retry-after': '30' }))
   const metrics = new Metrics()
-  const transport = new Transport(testConfig(upstream.url, fast), { metrics })
-  t.teardown(() => transport.close())
+  const policy = upstreamPolicy(t, testConfig(upstream.url, fast), { metrics })
   const leaving = new AbortController()
-  const pending = rejectionOf(post(transport, { signal: leaving.signal, deadlineMs: 60_000 }))
+  const pending = rejectionOf(post(policy, { signal: leaving.signal, deadlineMs: 60_000 }))
   await until(async () => (await metricValue(metrics.upstreamRetries, { outcome: 'retried' })) >= 1)
   leaving.abort()
   const err = await pending
@@ -214,16 +213,16 @@ void t.test(
   'the caller leaving during a wait after a refused connection ends the call at once',
   async (t) => {
     const metrics = new Metrics()
-    const transport = new Transport(
+    const policy = upstreamPolicy(
+      t,
       testConfig(`http://127.0.0.1:${await closedPort()}`, {
         RETRY_BASE_MS: '30000',
         RETRY_MAX_DELAY_MS: '30000',
       }),
       { random: () => 0.999, metrics },
     )
-    t.teardown(() => transport.close())
     const leaving = new AbortController()
-    const pending = rejectionOf(post(transport, { signal: leaving.signal, deadlineMs: 60_000 }))
+    const pending = rejectionOf(post(policy, { signal: leaving.signal, deadlineMs: 60_000 }))
     await until(async () => (await metricValue(metrics.upstreamRetries, { outcome: 'retried' })) >= 1)
     leaving.abort()
     // Had it waited the 30 s out, the refused retry would have ended it with another error.
@@ -237,9 +236,8 @@ void t.test('an answer that breaks off after its headers is not retried', async 
     res.writeHead(200, { 'content-length': '100000' })
     res.write(Buffer.alloc(1000, 1), () => setTimeout(() => req.socket.resetAndDestroy(), 20))
   })
-  const transport = new Transport(testConfig(upstream.url, fast))
-  t.teardown(() => transport.close())
-  const err = await rejectionOf(post(transport))
+  const policy = upstreamPolicy(t, testConfig(upstream.url, fast))
+  const err = await rejectionOf(post(policy))
   t.ok(err instanceof UpstreamBadResponseError, 'an UpstreamBadResponseError')
   t.equal(upstream.requests.length, 1, 'no retry (it would need a range request)')
 })
@@ -248,21 +246,20 @@ void t.test('a headers timeout is not retried', async (t) => {
   const upstream = await startServer(t, () => {
     /* never answers */
   })
-  const transport = new Transport(testConfig(upstream.url, { ...fast, UPSTREAM_HEADERS_TIMEOUT_MS: '100' }))
-  t.teardown(() => transport.close())
-  const err = await rejectionOf(post(transport))
+  const policy = upstreamPolicy(t, testConfig(upstream.url, { ...fast, UPSTREAM_HEADERS_TIMEOUT_MS: '100' }))
+  const err = await rejectionOf(post(policy))
   t.ok(err instanceof UpstreamTimeoutError, 'an UpstreamTimeoutError')
   t.equal(upstream.requests.length, 1, 'no retry: a slow Incode is not asked twice')
 })
 
 void t.test('a connection refused every time: retried, then 503 UPSTREAM_UNAVAILABLE', async (t) => {
   const metrics = new Metrics()
-  const transport = new Transport(
+  const policy = upstreamPolicy(
+    t,
     testConfig(`http://127.0.0.1:${await closedPort()}`, { ...fast, RETRY_MAX: '2' }),
     { metrics },
   )
-  t.teardown(() => transport.close())
-  const err = await rejectionOf(post(transport))
+  const err = await rejectionOf(post(policy))
   t.ok(err instanceof UpstreamUnavailableError, 'an UpstreamUnavailableError')
   t.match(err.message, /ECONNREFUSED/, 'naming the network error')
   t.equal(await metricValue(metrics.upstreamRetries, { outcome: 'retried' }), 2, 'after two retries')

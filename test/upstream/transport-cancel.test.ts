@@ -1,18 +1,16 @@
 import t from 'tap'
 import { ClientClosedError, UpstreamTimeoutError } from '../../src/errors.js'
-import { Transport } from '../../src/upstream/transport.js'
-import { closedWithin, inMs, rejectionOf, startServer, testConfig } from './helpers.js'
+import { closedWithin, inMs, rejectionOf, startServer, testConfig, upstreamPolicy } from './helpers.js'
 
 void t.test('the deadline passing before headers → 504, and the upstream request is cancelled', async (t) => {
   const upstream = await startServer(t, () => {
     /* never answers */
   })
-  const transport = new Transport(testConfig(upstream.url))
-  t.teardown(() => transport.close())
+  const policy = upstreamPolicy(t, testConfig(upstream.url))
   const started = Date.now()
   // Long enough for the request to reach the server first, on a busy machine too.
   const err = await rejectionOf(
-    transport.request({ method: 'GET', path: '/', headers: {}, deadlineAt: inMs(2_000) }),
+    policy.request({ method: 'GET', path: '/', headers: {}, deadlineAt: inMs(2_000) }),
   )
   const took = Date.now() - started
   t.ok(err instanceof UpstreamTimeoutError, 'an UpstreamTimeoutError')
@@ -29,20 +27,18 @@ void t.test('the deadline passing while the body streams → 504', async (t) => 
     const timer = setInterval(() => res.write('x'), 20)
     res.on('close', () => clearInterval(timer))
   })
-  const transport = new Transport(testConfig(upstream.url))
-  t.teardown(() => transport.close())
+  const policy = upstreamPolicy(t, testConfig(upstream.url))
   const err = await rejectionOf(
-    transport.request({ method: 'GET', path: '/', headers: {}, deadlineAt: inMs(200) }),
+    policy.request({ method: 'GET', path: '/', headers: {}, deadlineAt: inMs(200) }),
   )
   t.ok(err instanceof UpstreamTimeoutError, 'an UpstreamTimeoutError although bytes keep coming')
 })
 
 void t.test('a deadline already past → 504 without calling upstream', async (t) => {
   const upstream = await startServer(t, (_req, res) => res.end())
-  const transport = new Transport(testConfig(upstream.url))
-  t.teardown(() => transport.close())
+  const policy = upstreamPolicy(t, testConfig(upstream.url))
   const err = await rejectionOf(
-    transport.request({ method: 'GET', path: '/', headers: {}, deadlineAt: Date.now() - 1 }),
+    policy.request({ method: 'GET', path: '/', headers: {}, deadlineAt: Date.now() - 1 }),
   )
   t.ok(err instanceof UpstreamTimeoutError, 'an UpstreamTimeoutError')
   t.equal(upstream.requests.length, 0, 'nothing was sent')
@@ -52,11 +48,10 @@ void t.test('the caller aborting → ClientClosedError, and the server sees its 
   let arrived: () => void = () => {}
   const arrival = new Promise<void>((resolve) => (arrived = resolve))
   const upstream = await startServer(t, () => arrived())
-  const transport = new Transport(testConfig(upstream.url))
-  t.teardown(() => transport.close())
+  const policy = upstreamPolicy(t, testConfig(upstream.url))
   const caller = new AbortController()
   const pending = rejectionOf(
-    transport.request({
+    policy.request({
       method: 'GET',
       path: '/',
       headers: {},
@@ -81,11 +76,10 @@ void t.test('the caller aborting mid-body → ClientClosedError', async (t) => {
     res.writeHead(200, { 'content-length': '100000' })
     res.write('x', () => started())
   })
-  const transport = new Transport(testConfig(upstream.url))
-  t.teardown(() => transport.close())
+  const policy = upstreamPolicy(t, testConfig(upstream.url))
   const caller = new AbortController()
   const pending = rejectionOf(
-    transport.request({
+    policy.request({
       method: 'GET',
       path: '/',
       headers: {},
@@ -103,10 +97,9 @@ void t.test('the caller aborting mid-body → ClientClosedError', async (t) => {
 
 void t.test('an already-aborted signal → ClientClosedError without calling upstream', async (t) => {
   const upstream = await startServer(t, (_req, res) => res.end())
-  const transport = new Transport(testConfig(upstream.url))
-  t.teardown(() => transport.close())
+  const policy = upstreamPolicy(t, testConfig(upstream.url))
   const err = await rejectionOf(
-    transport.request({
+    policy.request({
       method: 'GET',
       path: '/',
       headers: {},
@@ -120,8 +113,7 @@ void t.test('an already-aborted signal → ClientClosedError without calling ups
 
 void t.test('a finished request leaves no listener on the caller signal', async (t) => {
   const upstream = await startServer(t, (_req, res) => res.end('ok'))
-  const transport = new Transport(testConfig(upstream.url))
-  t.teardown(() => transport.close())
+  const policy = upstreamPolicy(t, testConfig(upstream.url))
   const caller = new AbortController()
   let calls = 0
   const original = caller.signal.removeEventListener.bind(caller.signal)
@@ -129,7 +121,7 @@ void t.test('a finished request leaves no listener on the caller signal', async 
     calls++
     original(...args)
   }
-  await transport.request({
+  await policy.request({
     method: 'GET',
     path: '/',
     headers: {},

@@ -1,12 +1,14 @@
 import t, { type Test } from 'tap'
 import { UpstreamBadResponseError, UpstreamTimeoutError, UpstreamUnavailableError } from '../../src/errors.js'
+import type { UpstreamPolicy } from '../../src/upstream/policy.js'
 import { Transport } from '../../src/upstream/transport.js'
-import { closedPort, inMs, rejectionOf, startServer, testConfig } from './helpers.js'
+import type { TransportCall } from '../../src/upstream/types.js'
+import { closedPort, inMs, rejectionOf, startServer, testConfig, upstreamPolicy } from './helpers.js'
 
 const secretHeaders = { 'x-api-key': 'secret-key-value', 'x-incode-hardware-id': 'secret-token-value' }
 
-function get(transport: Transport) {
-  return transport.request({
+function get(policy: { request(call: TransportCall): ReturnType<UpstreamPolicy['request']> }) {
+  return policy.request({
     method: 'POST',
     path: '/p',
     headers: secretHeaders,
@@ -20,9 +22,8 @@ function assertNoSecrets(t: Test, err: Error) {
 }
 
 void t.test('connection refused → 503 UPSTREAM_UNAVAILABLE with the cause', async (t) => {
-  const transport = new Transport(testConfig(`http://127.0.0.1:${await closedPort()}`))
-  t.teardown(() => transport.close())
-  const err = await rejectionOf(get(transport))
+  const policy = upstreamPolicy(t, testConfig(`http://127.0.0.1:${await closedPort()}`))
+  const err = await rejectionOf(get(policy))
   t.ok(err instanceof UpstreamUnavailableError, 'an UpstreamUnavailableError')
   t.match(err, { statusCode: 503, code: 'UPSTREAM_UNAVAILABLE' }, 'status and code')
   t.match(err.message, /ECONNREFUSED/, 'the message names the network error')
@@ -34,9 +35,8 @@ void t.test('no response headers in time → 504 UPSTREAM_TIMEOUT', async (t) =>
   const upstream = await startServer(t, () => {
     /* never answers */
   })
-  const transport = new Transport(testConfig(upstream.url, { UPSTREAM_HEADERS_TIMEOUT_MS: '150' }))
-  t.teardown(() => transport.close())
-  const err = await rejectionOf(get(transport))
+  const policy = upstreamPolicy(t, testConfig(upstream.url, { UPSTREAM_HEADERS_TIMEOUT_MS: '150' }))
+  const err = await rejectionOf(get(policy))
   t.ok(err instanceof UpstreamTimeoutError, 'an UpstreamTimeoutError')
   t.match(err, { statusCode: 504, code: 'UPSTREAM_TIMEOUT' }, 'status and code')
   // The headers timeout, not the 10 s request deadline, ended it.
@@ -49,9 +49,8 @@ void t.test('headers then a stalled body → 504 UPSTREAM_TIMEOUT', async (t) =>
     res.writeHead(200, { 'content-length': '1000' })
     res.write('partial')
   })
-  const transport = new Transport(testConfig(upstream.url, { UPSTREAM_BODY_TIMEOUT_MS: '150' }))
-  t.teardown(() => transport.close())
-  const err = await rejectionOf(get(transport))
+  const policy = upstreamPolicy(t, testConfig(upstream.url, { UPSTREAM_BODY_TIMEOUT_MS: '150' }))
+  const err = await rejectionOf(get(policy))
   t.ok(err instanceof UpstreamTimeoutError, 'an UpstreamTimeoutError')
   t.match(err, { statusCode: 504, code: 'UPSTREAM_TIMEOUT' }, 'status and code')
   t.match((err.cause as { code?: string }).code, 'UND_ERR_BODY_TIMEOUT', 'cause is the body timeout')
@@ -59,9 +58,8 @@ void t.test('headers then a stalled body → 504 UPSTREAM_TIMEOUT', async (t) =>
 
 void t.test('connection reset before headers → 503 UPSTREAM_UNAVAILABLE', async (t) => {
   const upstream = await startServer(t, (req) => req.socket.resetAndDestroy())
-  const transport = new Transport(testConfig(upstream.url))
-  t.teardown(() => transport.close())
-  const err = await rejectionOf(get(transport))
+  const policy = upstreamPolicy(t, testConfig(upstream.url))
+  const err = await rejectionOf(get(policy))
   t.ok(err instanceof UpstreamUnavailableError, 'an UpstreamUnavailableError')
   t.match(err, { statusCode: 503, code: 'UPSTREAM_UNAVAILABLE' }, 'status and code')
   t.ok(err.cause, 'the original error is kept as cause')
@@ -72,9 +70,8 @@ void t.test('connection reset in the middle of the body → 502 UPSTREAM_BAD_RES
     res.writeHead(200, { 'content-length': '100000' })
     res.write(Buffer.alloc(1000, 1), () => setTimeout(() => req.socket.resetAndDestroy(), 20))
   })
-  const transport = new Transport(testConfig(upstream.url))
-  t.teardown(() => transport.close())
-  const err = await rejectionOf(get(transport))
+  const policy = upstreamPolicy(t, testConfig(upstream.url))
+  const err = await rejectionOf(get(policy))
   t.ok(err instanceof UpstreamBadResponseError, 'an UpstreamBadResponseError')
   t.match(err, { statusCode: 502, code: 'UPSTREAM_BAD_RESPONSE' }, 'status and code')
   t.ok(err.cause, 'the original error is kept as cause')
@@ -85,9 +82,8 @@ void t.test('a body shorter than its content-length → 502 UPSTREAM_BAD_RESPONS
     res.writeHead(200, { 'content-length': '50' })
     res.write('only a little', () => req.socket.end())
   })
-  const transport = new Transport(testConfig(upstream.url))
-  t.teardown(() => transport.close())
-  const err = await rejectionOf(get(transport))
+  const policy = upstreamPolicy(t, testConfig(upstream.url))
+  const err = await rejectionOf(get(policy))
   t.ok(err instanceof UpstreamBadResponseError, 'an UpstreamBadResponseError')
   t.match(err, { statusCode: 502, code: 'UPSTREAM_BAD_RESPONSE' }, 'status and code')
 })

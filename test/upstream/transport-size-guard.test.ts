@@ -1,7 +1,6 @@
 import t from 'tap'
 import { UpstreamBadResponseError } from '../../src/errors.js'
-import { Transport } from '../../src/upstream/transport.js'
-import { closedWithin, inMs, rejectionOf, startServer, testConfig } from './helpers.js'
+import { closedWithin, inMs, rejectionOf, startServer, testConfig, upstreamPolicy } from './helpers.js'
 
 const limits = { UPSTREAM_MAX_RESPONSE_BYTES: '200000', CHUNK_BUDGET_BYTES: '100000' }
 
@@ -20,10 +19,9 @@ void t.test(
       }
       pump()
     })
-    const transport = new Transport(testConfig(upstream.url, limits))
-    t.teardown(() => transport.close())
+    const policy = upstreamPolicy(t, testConfig(upstream.url, limits))
     const err = await rejectionOf(
-      transport.request({ method: 'GET', path: '/', headers: {}, deadlineAt: inMs(5000) }),
+      policy.request({ method: 'GET', path: '/', headers: {}, deadlineAt: inMs(5000) }),
     )
     t.ok(err instanceof UpstreamBadResponseError, 'an UpstreamBadResponseError')
     t.match(err, { statusCode: 502, code: 'UPSTREAM_RESPONSE_TOO_LARGE' }, 'status and code')
@@ -47,10 +45,9 @@ void t.test(
       }, 1)
       res.on('close', () => clearInterval(timer))
     })
-    const transport = new Transport(testConfig(upstream.url, limits))
-    t.teardown(() => transport.close())
+    const policy = upstreamPolicy(t, testConfig(upstream.url, limits))
     const err = await rejectionOf(
-      transport.request({ method: 'GET', path: '/', headers: {}, deadlineAt: inMs(10_000) }),
+      policy.request({ method: 'GET', path: '/', headers: {}, deadlineAt: inMs(10_000) }),
     )
     t.ok(err instanceof UpstreamBadResponseError, 'an UpstreamBadResponseError')
     t.match(err, { statusCode: 502, code: 'UPSTREAM_RESPONSE_TOO_LARGE' }, 'status and code')
@@ -66,9 +63,8 @@ void t.test('a body exactly at the limit is accepted', async (t) => {
     res.write(Buffer.alloc(100_000, 1))
     res.end(Buffer.alloc(100_000, 2))
   })
-  const transport = new Transport(testConfig(upstream.url, limits))
-  t.teardown(() => transport.close())
-  const answer = await transport.request({ method: 'GET', path: '/', headers: {}, deadlineAt: inMs(5000) })
+  const policy = upstreamPolicy(t, testConfig(upstream.url, limits))
+  const answer = await policy.request({ method: 'GET', path: '/', headers: {}, deadlineAt: inMs(5000) })
   t.equal(answer.body.length, 200_000, 'all bytes arrive')
   t.equal(answer.body[0], 1, 'first chunk first')
   t.equal(answer.body[199_999], 2, 'last chunk last')

@@ -1,7 +1,7 @@
 import t from 'tap'
 import { Agent } from 'undici'
 import { Transport } from '../../src/upstream/transport.js'
-import { inMs, startServer, testConfig } from './helpers.js'
+import { inMs, startServer, testConfig, upstreamPolicy } from './helpers.js'
 
 void t.test('returns status, body bytes and lower-cased headers; sends query and base path', async (t) => {
   const payload = Buffer.from([0, 1, 2, 250, 251, 252])
@@ -20,10 +20,9 @@ void t.test('returns status, body bytes and lower-cased headers; sends query and
       res.end(payload)
     })
   })
-  const transport = new Transport(testConfig(`${upstream.url}/base/`))
-  t.teardown(() => transport.close())
+  const policy = upstreamPolicy(t, testConfig(`${upstream.url}/base/`))
 
-  const answer = await transport.request({
+  const answer = await policy.request({
     method: 'POST',
     path: '/omni/get/images',
     query: { id: 'abc 1', skip: undefined, other: 'x' },
@@ -46,21 +45,19 @@ void t.test('returns status, body bytes and lower-cased headers; sends query and
 
 void t.test('a base URL without path and a query-less call give the bare path', async (t) => {
   const upstream = await startServer(t, (req, res) => res.end(req.url))
-  const transport = new Transport(testConfig(upstream.url))
-  t.teardown(() => transport.close())
-  const answer = await transport.request({ method: 'GET', path: '/x/y', headers: {}, deadlineAt: inMs(5000) })
+  const policy = upstreamPolicy(t, testConfig(upstream.url))
+  const answer = await policy.request({ method: 'GET', path: '/x/y', headers: {}, deadlineAt: inMs(5000) })
   t.equal(answer.body.toString(), '/x/y', 'path is sent as given')
 })
 
 void t.test('two sequential calls reuse one kept-alive connection', async (t) => {
   const upstream = await startServer(t, (_req, res) => res.end('ok'))
-  const transport = new Transport(testConfig(upstream.url))
-  t.teardown(() => transport.close())
+  const policy = upstreamPolicy(t, testConfig(upstream.url))
   for (let i = 0; i < 2; i++) {
     // undici frees a socket one event-loop turn after a response completes (pipelining 1), so a
     // call in that same turn would open a second one; real callers always have such a gap.
     if (i > 0) await new Promise((resolve) => setImmediate(resolve))
-    const answer = await transport.request({ method: 'GET', path: '/', headers: {}, deadlineAt: inMs(5000) })
+    const answer = await policy.request({ method: 'GET', path: '/', headers: {}, deadlineAt: inMs(5000) })
     t.equal(answer.body.toString(), 'ok', `call ${i + 1} succeeds`)
   }
   t.equal(upstream.requests.length, 2, 'the server saw two requests')
@@ -72,9 +69,8 @@ void t.test('an empty body is an empty Buffer', async (t) => {
     res.writeHead(204)
     res.end()
   })
-  const transport = new Transport(testConfig(upstream.url))
-  t.teardown(() => transport.close())
-  const answer = await transport.request({ method: 'GET', path: '/', headers: {}, deadlineAt: inMs(5000) })
+  const policy = upstreamPolicy(t, testConfig(upstream.url))
+  const answer = await policy.request({ method: 'GET', path: '/', headers: {}, deadlineAt: inMs(5000) })
   t.equal(answer.status, 204, 'status is passed through')
   t.equal(answer.body.length, 0, 'body is empty')
 })
@@ -92,9 +88,8 @@ void t.test('an injected dispatcher is used, and left open by close()', async (t
 
 void t.test('a deadline beyond the timer range does not fire at once', async (t) => {
   const upstream = await startServer(t, (_req, res) => setTimeout(() => res.end('late but fine'), 30))
-  const transport = new Transport(testConfig(upstream.url))
-  t.teardown(() => transport.close())
-  const answer = await transport.request({
+  const policy = upstreamPolicy(t, testConfig(upstream.url))
+  const answer = await policy.request({
     method: 'GET',
     path: '/',
     headers: {},

@@ -3,6 +3,7 @@ import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from
 import fp from 'fastify-plugin'
 import { AppError, UpstreamStatusError } from '../../errors.js'
 import type { IncodeErrorBody, Problem } from '../../schemas.js'
+import { dropInPassThrough } from '../../upstreamAnswers.js'
 import { frameworkAnswer } from './frameworkErrors.js'
 
 declare module 'fastify' {
@@ -24,6 +25,7 @@ const INCODE_PREFIX = /^\/(0\/)?(omni|executive)\//
 /** Fastify's own errors (validation, body parsing, limits) and ours, reduced to one shape. */
 function classify(err: FastifyError | AppError | Error, request: FastifyRequest): Answer {
   if (err instanceof AppError) {
+    // Incode's statuses were mapped once, when thrown (UpstreamStatusError: upstreamAnswers.ts).
     // Our messages are written for callers; causes (undici errors, Incode bodies) stay in the log.
     return { status: err.statusCode, code: err.code, detail: err.message }
   }
@@ -144,18 +146,16 @@ export default fp(
         return reply.code(499).send()
       }
       // On drop-in paths, answer as Incode would: its own status and body when it gave one.
-      if (isDropIn(request) && err instanceof UpstreamStatusError && isIncodeBody(err.upstreamBody)) {
-        return reply.code(err.upstreamStatus).type('application/json').send(err.upstreamBody)
+      const incodeAnswer =
+        isDropIn(request) && err instanceof UpstreamStatusError ? dropInPassThrough(err.facts) : undefined
+      if (incodeAnswer) {
+        return reply.code(incodeAnswer.status).type('application/json').send(incodeAnswer.body)
       }
       return sendError(request, reply, classify(err, request))
     })
   },
   { name: 'errors' },
 )
-
-function isIncodeBody(body: unknown): boolean {
-  return typeof body === 'object' && body !== null && 'status' in body && 'message' in body
-}
 
 function describeCause(cause: unknown): string | undefined {
   if (cause instanceof Error) return `${cause.name}: ${(cause as { code?: string }).code ?? cause.message}`

@@ -6,6 +6,8 @@ import { hasAdminCredentials, type Config } from '../../config.js'
 import { SizeEstimator } from '../../domain/sizeEstimator.js'
 import { AdminTokenProvider } from '../../upstream/adminToken.js'
 import { IncodeClient } from '../../upstream/incode.js'
+import { UpstreamPolicy } from '../../upstream/policy.js'
+import { retryInterceptors } from '../../upstream/retry.js'
 import { Transport } from '../../upstream/transport.js'
 import { Readiness } from '../../readiness.js'
 import { Metrics } from '../../metrics.js'
@@ -15,7 +17,6 @@ import { ByteBudget } from '../../services/byteBudget.js'
 declare module 'fastify' {
   interface FastifyInstance {
     config: Config
-    transport: Transport
     adminTokens: AdminTokenProvider | undefined
     incode: IncodeClient
     /** Incode's verdicts on callers' tokens: refusals answered from memory, acceptances for rate limits. */
@@ -44,12 +45,13 @@ export default fp(
     const now = opts.overrides?.now
     // The cache-stats callback reads the cache lazily, at scrape time.
     const metrics = new Metrics(() => app.linkCache.stats())
-    const transport = new Transport(config, { metrics })
+    // The upstream line: Incode client and admin token → policy → transport.
+    const transport = new Transport(config, { interceptors: retryInterceptors(config.RETRY_MAX) })
+    const policy = new UpstreamPolicy(config, { transport, metrics })
     const adminTokens = hasAdminCredentials(config)
-      ? new AdminTokenProvider({ config, transport, metrics, ...(now ? { now } : {}) })
+      ? new AdminTokenProvider({ config, policy, metrics, ...(now ? { now } : {}) })
       : undefined
     app.decorate('config', config)
-    app.decorate('transport', transport)
     app.decorate('adminTokens', adminTokens)
     const tokenVerdicts = new TokenVerdicts({
       refusalTtlMs: config.TOKEN_REFUSAL_TTL_MS,
@@ -59,7 +61,7 @@ export default fp(
     app.decorate('tokenVerdicts', tokenVerdicts)
     app.decorate(
       'incode',
-      new IncodeClient({ config, transport, tokenVerdicts, ...(adminTokens ? { adminTokens } : {}) }),
+      new IncodeClient({ config, policy, tokenVerdicts, ...(adminTokens ? { adminTokens } : {}) }),
     )
     app.decorate(
       'linkCache',
@@ -72,7 +74,7 @@ export default fp(
       }),
     )
     app.decorate('sizeEstimator', new SizeEstimator())
-    app.decorate('answerMemory', new ByteBudget(config.ANSWER_MEMORY_BYTES, config.ANSWER_MEMORY_PER_CALLER_BYTES))
+    app.decorate('answerMemory', new ByteBudget(config.ANSWER_MEMORY_BYTES))
     app.decorate('telemetry', metrics)
     app.decorate('now', now ?? Date.now)
     app.decorate('linkDeps', {
@@ -82,7 +84,7 @@ export default fp(
       now: app.now,
       deadlineMs: config.REQUEST_DEADLINE_MS,
     })
-    app.decorate('readiness', new Readiness({ transport, adminTokens }))
+    app.decorate('readiness', new Readiness({ policy, adminTokens }))
     app.addHook('onClose', async () => {
       await transport.close()
     })

@@ -5,8 +5,8 @@ import { scanFlatJsonObject } from '../../domain/flatJson.js'
 import type { ImageType } from '../../domain/imageTypes.js'
 import { linksAnswerJson } from '../../domain/links.js'
 import { foldTypes } from '../../domain/requestedTypes.js'
-import { AppError, UpstreamBadResponseError } from '../../errors.js'
-import type { Caller } from '../../upstream/incode.js'
+import { AdminNotConfiguredError, UpstreamBadResponseError } from '../../errors.js'
+import type { Caller } from '../../domain/calls.js'
 import { lookupLinks } from '../../services/linkLookup.js'
 import { callContext, emptyBodyIsEmptyObject, noStore, sendJsonText, sessionCaller } from '../context.js'
 import { serveImages } from './imagesHandler.js'
@@ -28,13 +28,7 @@ const v1Routes: FastifyPluginAsyncTypebox = async (app) => {
   const LinksRef = Type.Ref('LinksResponse')
 
   const adminCaller = (interviewId: string): Caller => {
-    if (!app.adminTokens) {
-      throw new AppError(
-        503,
-        'ADMIN_NOT_CONFIGURED',
-        'Interview-ID routes need Incode admin credentials, which are not configured',
-      )
-    }
+    if (!app.adminTokens) throw new AdminNotConfiguredError()
     return { kind: 'admin', interviewId }
   }
 
