@@ -105,6 +105,13 @@ export const ConfigSchema = Type.Object({
     description:
       'Base64 answer bytes the whole service holds at once; further parts wait for room (bounds memory under load).',
   }),
+  ANSWER_MEMORY_PER_CALLER_BYTES: Type.Integer({
+    minimum: 1_000_000,
+    default: 16_000_000,
+    description:
+      "One caller's share of ANSWER_MEMORY_BYTES (callers counted as by the rate limit): its further " +
+      "answers wait in its own queue, so callers that do not read cannot shut others out. At least one full set's answer.",
+  }),
   FANOUT_CONCURRENCY: Type.Integer({
     minimum: 1,
     default: 4,

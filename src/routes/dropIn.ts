@@ -8,7 +8,7 @@ import { foldTypes } from '../domain/requestedTypes.js'
 import { IncodeErrorRef, ImageTypeSchema, interviewIdSchema } from '../schemas.js'
 import { lookupLinks } from '../services/linkLookup.js'
 import { splitFetch } from '../services/splitFetch.js'
-import { watchedAnswer } from '../services/writeWatch.js'
+import { callerMemory, watchedAnswer } from '../services/writeWatch.js'
 import type { Caller, IncodeEndpoint } from '../domain/calls.js'
 import {
   callContext,
@@ -113,7 +113,7 @@ const dropInRoutes: FastifyPluginAsyncTypebox = async (app) => {
         // Every part is held until the merged answer is sent: reserve the whole answer up front
         // (reserving part by part while holding earlier parts could deadlock under load), and keep
         // it until the socket has taken the answer's last byte (or the answer is cut).
-        const release = await app.answerMemory.reserve(app.sizeEstimator.estimateTotal(types), ctx)
+        const release = await callerMemory(request).reserve(app.sizeEstimator.estimateTotal(types), ctx)
         let handedOn = false
         const send = (body: Buffer) => {
           const answer = watchedAnswer(reply, ctx.deadlineAt)

@@ -9,7 +9,7 @@ import { AppError, ClientClosedError, UpstreamBadResponseError, UpstreamStatusEr
 import type { Metrics } from '../metrics.js'
 import type { IncodeClient } from '../upstream/incode.js'
 import type { AnswerVerdict, Caller, CallContext, RawAnswer } from '../upstream/types.js'
-import type { ByteBudget, Release } from './byteBudget.js'
+import type { Release, Reserver } from './byteBudget.js'
 
 export interface TypeFailure {
   status: number
@@ -27,9 +27,10 @@ export interface SplitFetchOptions {
   /**
    * Service-wide bound on answer bytes held: each part reserves its estimate before its call and
    * releases it once `onAnswer` has handed the answer on. Leave it out when the caller holds
-   * every part until the end (it must then reserve the whole request's size itself).
+   * every part until the end (it must then reserve the whole request's size itself). Pass the
+   * caller's view (`ByteBudget.forCaller`), so that its parts wait behind its own.
    */
-  memory?: ByteBudget
+  memory?: Reserver
   endpoint: 'images' | 'secondIdImages'
   caller: Caller
   types: readonly ImageType[]

@@ -1,8 +1,9 @@
 import type { ServerResponse } from 'node:http'
 import { Readable } from 'node:stream'
-import type { FastifyReply } from 'fastify'
+import type { FastifyReply, FastifyRequest } from 'fastify'
+import { callerKey } from '../auth/callerKey.js'
 import { ClientClosedError } from '../errors.js'
-import type { Release } from './byteBudget.js'
+import type { Release, Reserver } from './byteBudget.js'
 
 /**
  * Bytes handed to the socket per write. One large write shows no progress until all of it has
@@ -223,4 +224,13 @@ export function watchedAnswer(reply: FastifyReply, deadlineAt: number): AnswerBo
           : 'answer cut: still being written at the request deadline',
       ),
   })
+}
+
+/**
+ * The answer memory as `request`'s caller may use it: the service-wide ANSWER_MEMORY_BYTES, of
+ * which one caller (as the rate limit counts callers) holds at most ANSWER_MEMORY_PER_CALLER_BYTES.
+ */
+export function callerMemory(request: FastifyRequest): Reserver {
+  const { answerMemory, tokenVerdicts } = request.server
+  return answerMemory.forCaller(callerKey(request, tokenVerdicts))
 }

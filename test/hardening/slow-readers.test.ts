@@ -152,6 +152,9 @@ async function nonReaders(
       ...HARDENING_ENV,
       SHED_EVENT_LOOP_DELAY_MS: '600000',
       ANSWER_MEMORY_BYTES: String(budget),
+      // One caller may hold all of it here: this is about what a non-reader holds, and for how
+      // long, not about how the budget is shared (see the fairness test below).
+      ANSWER_MEMORY_PER_CALLER_BYTES: String(budget),
       WRITE_STALL_MS: String(STALL_MS),
     },
   })
@@ -238,6 +241,81 @@ t.test(
 t.test(
   '/v1: non-readers (partner and session routes) hold the budget until written, are cut, and a partner is served',
   (t) => nonReaders(t, { reservation: (config) => v1Reservation(config), hangers: [v1Partner, v1Session] }),
+)
+
+/**
+ * Many non-readers from one caller hold at most that caller's share of the answer memory; its
+ * further requests wait in its own queue, so another caller's full set is served at once, not
+ * after the non-readers have been cut.
+ */
+async function oneCallerHangs(
+  t: Test,
+  options: { hanger: (h: Harness) => Target; reservation: (config: Config) => number },
+) {
+  const defaults = loadConfig({ INCODE_BASE_URL: 'http://127.0.0.1:1', INCODE_API_KEY: 'unused' })
+  const answer = Math.max(options.reservation(defaults), v1Reservation(defaults))
+  // Room for two answers; one caller may hold one of them.
+  const budget = 2 * answer
+  // Nobody is cut while the test looks: the partner must be served without those cuts.
+  const longMs = 60_000
+  const h = await build(t, {
+    listen: true,
+    env: {
+      ...HARDENING_ENV,
+      SHED_EVENT_LOOP_DELAY_MS: '600000',
+      ANSWER_MEMORY_BYTES: String(budget),
+      ANSWER_MEMORY_PER_CALLER_BYTES: String(answer),
+      WRITE_STALL_MS: String(longMs),
+      REQUEST_DEADLINE_MS: String(longMs),
+    },
+  })
+  const { app } = h
+  const responses = serverSides(h)
+  assertWholeAnswer(t, h, await partnerFullSet(h), 'warm-up')
+  // A reader first: the estimator learns the sizes and Incode accepts the token (its own key).
+  // One target for all: the simulator mints a new token each second.
+  const target = options.hanger(h)
+  const { path, headers } = target
+  const warm = await fetch(`${h.url}${path}`, { method: 'POST', headers, body: BODY })
+  t.equal(warm.status, 200, `${path} answers a reader`)
+  await warm.arrayBuffer()
+  t.equal(app.answerMemory.available(), budget, 'the warm-ups gave all their memory back')
+
+  const sockets: Socket[] = []
+  for (let i = 0; i < 6; i++) sockets.push(await hang(t, h.url, target))
+  const serverSide = () => sockets.map((s) => responses.get(s.localPort ?? -1))
+  t.ok(
+    await waitUntil(
+      () =>
+        serverSide().every((res) => res !== undefined) &&
+        (app.answerMemory.waiting > 0 || app.answerMemory.available() < answer),
+      WAIT_MS,
+    ),
+    'all six non-readers have asked, and the memory they may have is taken',
+  )
+  t.ok(
+    app.answerMemory.available() >= budget - answer,
+    `they hold at most their share (${budget - app.answerMemory.available()} of ${budget} bytes held)`,
+  )
+
+  const partner = await partnerFullSet(h)
+  const cut = serverSide().filter((res) => res !== undefined && responses.lasted.has(res))
+  assertWholeAnswer(t, h, partner, 'the partner asking while one caller hangs six times')
+  t.equal(cut.length, 0, 'served while every non-reader still hung: no cut was waited for')
+
+  for (const socket of sockets) socket.destroy()
+  t.ok(
+    await waitUntil(() => app.answerMemory.available() === budget && app.answerMemory.callers === 0, WAIT_MS),
+    'once they leave, all memory is back and no caller entry is kept',
+  )
+}
+
+t.test("drop-in: one caller's non-readers hold one share, and a partner is served meanwhile", (t) =>
+  oneCallerHangs(t, { hanger: dropIn, reservation: () => dropInReservation() }),
+)
+
+t.test("/v1: one caller's non-readers hold one share, and a partner is served meanwhile", (t) =>
+  oneCallerHangs(t, { hanger: v1Session, reservation: (config) => v1Reservation(config) }),
 )
 
 /**

@@ -2,16 +2,9 @@ import rateLimit from '@fastify/rate-limit'
 import underPressure from '@fastify/under-pressure'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
-import { tokenHash, type TokenVerdicts } from '../../auth/tokenVerdicts.js'
+import { callerKey as callerKeyOf, presentedToken as presentedTokenOf } from '../../auth/callerKey.js'
+import type { TokenVerdicts } from '../../auth/tokenVerdicts.js'
 import { AppError, OverloadedError } from '../../errors.js'
-import { headerValue, INCODE_TOKEN_HEADER, SESSION_TOKEN_HEADER } from '../../routes/context.js'
-
-interface PresentedToken {
-  /** SHA-256 of the token: bucket names and the verdict memory never hold the token itself. */
-  hash: string
-  /** Incode accepted it lately. */
-  accepted: boolean
-}
 
 /**
  * Rate-limit keys. Who a request counts against: the authenticated partner; else the Incode token
@@ -23,25 +16,9 @@ interface PresentedToken {
  * partner.
  */
 function rateLimitKeys(verdicts: TokenVerdicts) {
-  // Each request's token is hashed and looked up once, for both limits.
-  const seen = new WeakMap<FastifyRequest, PresentedToken | undefined>()
-  const presentedToken = (request: FastifyRequest): PresentedToken | undefined => {
-    if (seen.has(request)) return seen.get(request)
-    const header = request.routeOptions.config.dropIn === true ? INCODE_TOKEN_HEADER : SESSION_TOKEN_HEADER
-    const token = headerValue(request, header)
-    const hash = token === undefined ? undefined : tokenHash(token)
-    const presented = hash === undefined ? undefined : { hash, accepted: verdicts.isAcceptedHash(hash) }
-    seen.set(request, presented)
-    return presented
-  }
-
-  const callerKey = (request: FastifyRequest): string => {
-    const refusal = request.authRefusal
-    if (refusal) return refusal.partner ? `partner:${refusal.partner.name}` : `ip:${request.ip}`
-    if (request.partner) return `partner:${request.partner.name}`
-    const token = presentedToken(request)
-    return token?.accepted ? `token:${token.hash}` : `ip:${request.ip}`
-  }
+  // Shared with the answer memory's per-caller shares (auth/callerKey.ts): one caller, one key.
+  const presentedToken = (request: FastifyRequest) => presentedTokenOf(request, verdicts)
+  const callerKey = (request: FastifyRequest): string => callerKeyOf(request, verdicts)
 
   /** The bucket of a token not accepted yet, counted on top of its address; else undefined. */
   const unacceptedTokenKey = (request: FastifyRequest): string | undefined => {

@@ -3,7 +3,7 @@ import type { ImageType } from '../../domain/imageTypes.js'
 import { classifyChunk, MergedImagesWriter } from '../../domain/imagesMerge.js'
 import { foldTypes } from '../../domain/requestedTypes.js'
 import { splitFetch, type TypeFailure } from '../../services/splitFetch.js'
-import { type AnswerBody, watchedAnswer } from '../../services/writeWatch.js'
+import { type AnswerBody, callerMemory, watchedAnswer } from '../../services/writeWatch.js'
 import type { Caller } from '../../domain/calls.js'
 import { callContext, noStore } from '../context.js'
 
@@ -45,8 +45,8 @@ export async function serveImages(
       concurrency: app.config.FANOUT_CONCURRENCY,
       plan: app.config.SPLIT_PLAN,
       // Each part is written to the caller as it arrives, so it reserves memory only until the
-      // caller's socket has taken it (onAnswer waits for that).
-      memory: app.answerMemory,
+      // caller's socket has taken it (onAnswer waits for that), within its caller's share.
+      memory: callerMemory(request),
       endpoint,
       caller,
       types,
