@@ -1,5 +1,13 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
 
+/** What the link cache reports at scrape time: levels (entries, bytes) and running totals. */
+export interface CacheStats {
+  entries: number
+  bytes: number
+  evictions: number
+  coalesced: number
+}
+
 /**
  * Every metric the service exports on /metrics, on a registry of its own per app (tests build
  * many apps in one process). HTTP request metrics come from fastify-metrics on the same registry.
@@ -50,8 +58,8 @@ export class Metrics {
   })
   readonly cacheEntries: Gauge
   readonly cacheBytes: Gauge
-  readonly cacheEvictions: Gauge
-  readonly coalescedWaits: Gauge
+  readonly cacheEvictions: Counter
+  readonly coalescedWaits: Counter
   readonly breakerState = new Gauge({
     name: 'gateway_upstream_breaker_state',
     help: 'Circuit breaker per Incode endpoint: 0 closed, 1 half-open, 2 open.',
@@ -70,35 +78,46 @@ export class Metrics {
     registers: [this.registry],
   })
 
-  constructor(cacheStats?: () => { entries: number; bytes: number; evictions: number; coalesced: number }) {
+  constructor(cacheStats?: () => CacheStats) {
     collectDefaultMetrics({ register: this.registry })
-    const read = (key: 'entries' | 'bytes' | 'evictions' | 'coalesced') =>
+    const level = (key: 'entries' | 'bytes') =>
       function (this: Gauge) {
         if (cacheStats) this.set(cacheStats()[key])
       }
+    // The cache keeps cumulative totals; a scrape adds what grew since the last one, so these are
+    // true counters (rate() and increase() work) without the cache knowing about Prometheus.
+    const total = (key: 'evictions' | 'coalesced') => {
+      let exported = 0
+      return function (this: Counter) {
+        if (!cacheStats) return
+        const now = cacheStats()[key]
+        if (now > exported) this.inc(now - exported)
+        exported = Math.max(exported, now)
+      }
+    }
     this.cacheEntries = new Gauge({
       name: 'gateway_link_cache_entries',
       help: 'Entries in the link cache.',
       registers: [this.registry],
-      collect: read('entries'),
+      collect: level('entries'),
     })
     this.cacheBytes = new Gauge({
       name: 'gateway_link_cache_bytes',
       help: 'Bytes held by the link cache.',
       registers: [this.registry],
-      collect: read('bytes'),
+      collect: level('bytes'),
     })
-    this.cacheEvictions = new Gauge({
-      name: 'gateway_link_cache_evictions',
-      help: 'Entries evicted by the link cache bounds since start.',
+    this.cacheEvictions = new Counter({
+      name: 'gateway_link_cache_evictions_total',
+      help: 'Entries evicted by the link cache bounds.',
       registers: [this.registry],
-      collect: read('evictions'),
+      collect: total('evictions'),
     })
-    this.coalescedWaits = new Gauge({
-      name: 'gateway_link_cache_coalesced_waits',
-      help: 'Link lookups served by another request’s in-flight upstream call, since start.',
+    this.coalescedWaits = new Counter({
+      name: 'gateway_link_cache_coalesced_waits_total',
+      help: 'Link lookups served by another request’s in-flight upstream call.',
       registers: [this.registry],
-      collect: read('coalesced'),
+      collect: total('coalesced'),
     })
   }
 }

@@ -20,7 +20,7 @@ async function coalescedWaits(service: Server): Promise<number | undefined> {
     })
     const text = await res.body.text()
     if (res.statusCode !== 200) return undefined
-    const match = /^gateway_link_cache_coalesced_waits(?:\{[^}]*\})? (\d+(?:\.\d+)?)/m.exec(text)
+    const match = /^gateway_link_cache_coalesced_waits_total(?:\{[^}]*\})? (\d+(?:\.\d+)?)/m.exec(text)
     return match ? Number(match[1]) : undefined
   } catch {
     return undefined
