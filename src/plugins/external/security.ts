@@ -1,4 +1,5 @@
-import type { IncomingMessage, ServerResponse } from 'node:http'
+import { IncomingMessage, ServerResponse } from 'node:http'
+import { Socket } from 'node:net'
 import cors from '@fastify/cors'
 import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
@@ -13,23 +14,35 @@ const HELMET_OPTIONS: HelmetOptions = {
 }
 
 /**
- * The headers helmet sets, worked out once. With static options helmet sets the same headers on
- * every response, and building its middleware per request (as @fastify/helmet does) cost more
- * than the whole cached-links handler.
+ * The headers helmet sets, worked out once at boot. With static options helmet sets the same
+ * headers on every response, and building its middleware per request (as @fastify/helmet does,
+ * to allow per-route options) cost more than the whole cached-links handler. Helmet offers no
+ * API that returns its headers, only Connect middleware; so the middleware runs once here on a
+ * real, unconnected Node response, and the headers are read back from it. Fails at boot rather
+ * than serving without the headers: if helmet ever needs a live request, answers asynchronously,
+ * or is given a CSP directive computed per request (a function, e.g. a nonce).
  */
 export function securityHeaders(options: HelmetOptions = HELMET_OPTIONS): Readonly<Record<string, string>> {
-  const headers: Record<string, string> = {}
-  const res = {
-    setHeader: (name: string, value: unknown) => {
-      headers[name.toLowerCase()] = String(value)
-    },
-    removeHeader: (name: string) => {
-      delete headers[name.toLowerCase()]
-    },
+  const csp = options.contentSecurityPolicy
+  const directives = typeof csp === 'object' ? Object.values(csp.directives ?? {}) : []
+  if (
+    directives.some((v) => v !== null && typeof v === 'object' && [...v].some((x) => typeof x === 'function'))
+  ) {
+    throw new Error('security headers: a CSP directive computed per request cannot be worked out once')
   }
-  helmet(options)({} as IncomingMessage, res as unknown as ServerResponse, (err?: unknown) => {
+  const req = new IncomingMessage(new Socket())
+  const res = new ServerResponse(req)
+  let done = false
+  helmet(options)(req, res, (err?: unknown) => {
     if (err) throw err instanceof Error ? err : new Error('helmet failed to set its headers')
+    done = true
   })
+  if (!done) throw new Error('security headers: helmet did not finish synchronously')
+  const headers: Record<string, string> = {}
+  for (const [name, value] of Object.entries(res.getHeaders())) {
+    if (value !== undefined) headers[name] = Array.isArray(value) ? value.join(', ') : String(value)
+  }
+  req.socket.destroy()
   return Object.freeze(headers)
 }
 
