@@ -9,6 +9,13 @@ export interface Check {
 const PROBE_TIMEOUT_MS = 2_000
 const CACHE_MS = 5_000
 
+/** What a failed probe reports: the error's code (undici's, ours) or else its message. */
+function errorDetail(err: unknown): string {
+  if (!(err instanceof Error)) return String(err)
+  const { code } = err as Error & { code?: unknown }
+  return typeof code === 'string' ? code : err.message
+}
+
 /** The image endpoints whose breakers readiness reports, the base64 one deciding. */
 const IMAGE_ENDPOINTS = ['images', 'imageLinks', 'secondIdImages', 'concatenatedImages'] as const
 
@@ -39,11 +46,11 @@ export class Readiness {
     const [upstream, admin] = await Promise.all([
       this.deps.policy.request({ method: 'GET', path: '/', headers: {}, deadlineAt }).then(
         (): Check => ({ ok: true }),
-        (err: Error & { code?: string }): Check => ({ ok: false, detail: err.code ?? err.message }),
+        (err: unknown): Check => ({ ok: false, detail: errorDetail(err) }),
       ),
       this.deps.adminTokens?.get({ deadlineAt }).then(
         (): Check => ({ ok: true }),
-        (err: Error & { code?: string }): Check => ({ ok: false, detail: err.code ?? err.message }),
+        (err: unknown): Check => ({ ok: false, detail: errorDetail(err) }),
       ),
     ])
     checks.upstream = upstream

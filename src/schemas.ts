@@ -1,4 +1,4 @@
-import { Type, type Static } from '@sinclair/typebox'
+import { Type, type Static, type TSchema, type TUnsafe } from '@sinclair/typebox'
 import { IMAGE_TYPES, type ImageType } from './domain/imageTypes.js'
 import {
   INTERVIEW_ID_MAX_LENGTH,
@@ -7,9 +7,16 @@ import {
 } from './domain/interviewId.js'
 
 /**
- * Shared schemas, registered once by `$id` (see app.ts) and referenced with `Type.Ref`, so the
+ * Shared schemas, registered once by `$id` (see app.ts) and referenced with `refTo`, so the
  * OpenAPI document names them instead of inlining copies.
  */
+
+/** A `$ref` to a schema registered by `$id`, typed as that schema (TypeBox's Ref takes only the id). */
+export function refTo<T extends TSchema>(schema: T): TUnsafe<Static<T>> {
+  if (schema.$id === undefined) throw new Error('refTo: the schema has no $id to refer to')
+  return Type.Unsafe<Static<T>>(Type.Ref(schema.$id))
+}
+
 // A plain enum (not a union of literals) so that a wrong value yields one error naming the allowed values.
 export const ImageTypeSchema = Type.Unsafe<ImageType>({
   $id: 'ImageType',
@@ -77,5 +84,5 @@ export type IncodeErrorBody = Static<typeof IncodeErrorSchema>
 
 export const sharedSchemas = [ImageTypeSchema, ProblemSchema, IncodeErrorSchema]
 
-export const ProblemRef = Type.Ref(ProblemSchema)
-export const IncodeErrorRef = Type.Ref(IncodeErrorSchema)
+export const ProblemRef = refTo(ProblemSchema)
+export const IncodeErrorRef = refTo(IncodeErrorSchema)

@@ -77,7 +77,8 @@ export async function ensureNginx(log: (line: string) => void): Promise<string> 
 
 export function nginxVersion(binary: string): string {
   // nginx -v prints to stderr
-  const out = spawnSync(binary, ['-v'], {
+  // Both are null when the binary could not be started, whatever the types say.
+  const out: { stdout: string | null; stderr: string | null } = spawnSync(binary, ['-v'], {
     encoding: 'utf8',
     stdio: ['ignore', 'pipe', 'pipe'],
     timeout: 10_000,
@@ -89,8 +90,9 @@ function versionAtLeast(version: string, wanted: [number, number, number]): bool
   const match = /nginx\/(\d+)\.(\d+)\.(\d+)/.exec(version)
   if (!match) return false
   const got = [Number(match[1]), Number(match[2]), Number(match[3])]
-  for (let i = 0; i < 3; i++) {
-    if ((got[i] as number) !== wanted[i]) return (got[i] as number) > wanted[i]!
+  for (const [i, want] of wanted.entries()) {
+    const have = got[i] ?? 0
+    if (have !== want) return have > want
   }
   return true
 }

@@ -44,11 +44,11 @@ export function startChild(name: string, command: string, args: string[], option
     if (out.length > OUTPUT_KEEP) out = out.slice(-OUTPUT_KEEP)
   }
   let running = true
-  proc.stdout?.on('data', (chunk: Buffer) => {
+  proc.stdout.on('data', (chunk: Buffer) => {
     keep(chunk)
     options.onStdout?.(chunk.toString('utf8'))
   })
-  proc.stderr?.on('data', keep)
+  proc.stderr.on('data', keep)
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
     proc.once('exit', (code, signal) => {
       running = false

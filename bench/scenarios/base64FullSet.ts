@@ -32,8 +32,8 @@ export async function base64FullSet(ctx: Ctx): Promise<ScenarioResult> {
     body: body(ALL_TYPES),
   })
   const parsed = JSON.parse(check.body.toString('utf8')) as {
-    images: Record<string, string>
-    errors: Record<string, unknown>
+    images?: Record<string, string>
+    errors?: Record<string, unknown>
   }
   const got = Object.keys(parsed.images ?? {}).length
   if (check.status !== 200 || got !== ALL_TYPES.length) {

@@ -115,9 +115,7 @@ export class MergedImagesWriter {
     if (this.#finished) throw new Error('MergedImagesWriter: finish called twice')
     const missing = inTypeOrder(result.missing)
     const failed = inTypeOrder(
-      Object.entries(result.errors)
-        .filter(([, error]) => error !== undefined)
-        .map(([type]) => type as ImageType),
+      (Object.keys(result.errors) as ImageType[]).filter((type) => result.errors[type] !== undefined),
     )
     for (const type of [...missing, ...failed]) {
       if (this.#added.has(type)) {

@@ -45,7 +45,8 @@ export function sameString(a: string, b: string): boolean {
 
 /** A value quoted for an error message, cut to 80 characters. */
 export function short(value: unknown): string {
-  const text = JSON.stringify(value) ?? String(value)
+  // undefined (and functions) stringify to undefined, whatever the types say.
+  const text = (JSON.stringify(value) as string | undefined) ?? String(value)
   return text.length > 80 ? `${text.slice(0, 77)}...` : text
 }
 

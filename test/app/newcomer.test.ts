@@ -87,7 +87,7 @@ t.test('a .env file is read when present, and the environment wins over it', asy
   process.env.NEWCOMER_FROM_ENV = 'from-env'
   t.teardown(() => {
     for (const name of ['NEWCOMER_FROM_ENV', 'NEWCOMER_FROM_FILE', 'NEWCOMER_QUOTED'])
-      delete process.env[name]
+      Reflect.deleteProperty(process.env, name)
   })
   t.equal(loadEnvFileIfPresent(join(dir, '.env')), true, 'the file was read')
   t.equal(process.env.NEWCOMER_FROM_ENV, 'from-env', 'a variable set in the environment is kept')

@@ -393,7 +393,7 @@ void t.test('random mutations: accepted exactly when JSON.parse gives an object'
       // ASCII only, so a mutation cannot introduce control characters or broken UTF-8 in values,
       // which this scanner deliberately does not check.
       const text = JSON.stringify(object).replace(/[^\x20-\x7e]/g, 'x')
-      const chars = [...text]
+      const chars = Array.from(text)
       for (let m = rng.int(1, 3); m > 0; m--) {
         const at = rng.int(0, chars.length)
         const operation = rng.int(0, 2)

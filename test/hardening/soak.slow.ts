@@ -246,15 +246,16 @@ t.test(
     }
 
     sample()
-    let sampling = true
+    const sampling = new AbortController()
     const sampler = (async () => {
-      while (sampling) {
+      for (;;) {
         await sleep(SAMPLE_EVERY_MS)
-        if (sampling) sample()
+        if (sampling.signal.aborted) return
+        sample()
       }
     })()
     await Promise.all(Array.from({ length: WORKERS }, worker))
-    sampling = false
+    sampling.abort()
     await sampler
     sample()
 

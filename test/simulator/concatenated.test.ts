@@ -3,7 +3,7 @@ import t from 'tap'
 
 import { IMAGE_TYPES } from '../../src/domain/imageTypes.js'
 import { SEEDED_INTERVIEW_IDS } from '../../src/simulator/index.js'
-import { assertIncodeError, call, startSim } from './fixtures/helpers.js'
+import { assertIncodeError, call, lastAttempt, latestBytes, seeded, startSim } from './fixtures/helpers.js'
 
 const { full, small, empty } = SEEDED_INTERVIEW_IDS
 
@@ -23,8 +23,8 @@ void t.test('concatenated images: one decodable JPEG tiling every latest image',
   t.same([bytes[0], bytes[1]], [0xff, 0xd8], 'starts with SOI')
   t.same([bytes.at(-2), bytes.at(-1)], [0xff, 0xd9], 'ends with EOI')
   const combined = jpeg.decode(bytes, { useTArray: true })
-  const parts = Object.values(sim.session(small)!.images).map((a) =>
-    jpeg.decode(a.at(-1)!.bytes, { useTArray: true }),
+  const parts = Object.values(seeded(sim, small).images).map((a) =>
+    jpeg.decode(lastAttempt(a).bytes, { useTArray: true }),
   )
   const { columns, rows } = grid(parts.length)
   const maxW = Math.max(...parts.map((p) => p.width))
@@ -50,8 +50,8 @@ void t.test('concatenated images: a chosen subset; the full session fits the cap
   })
   t.equal(two.status, 200, 'two images: 200')
   const decoded = jpeg.decode(Buffer.from(two.json.image, 'base64'), { useTArray: true })
-  const selfie = jpeg.decode(sim.session(full)!.images.selfie!.at(-1)!.bytes, { useTArray: true })
-  const signature = jpeg.decode(sim.session(full)!.images.signature!.at(-1)!.bytes, { useTArray: true })
+  const selfie = jpeg.decode(latestBytes(sim, full, 'selfie'), { useTArray: true })
+  const signature = jpeg.decode(latestBytes(sim, full, 'signature'), { useTArray: true })
   t.ok(decoded.width >= selfie.width + signature.width, 'two images sit side by side')
   const all = await call(sim, path, { token: sim.sessionToken(full) })
   t.equal(all.status, 200, `all ${IMAGE_TYPES.length} types of the full session: 200`)

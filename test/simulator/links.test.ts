@@ -2,17 +2,26 @@ import t from 'tap'
 
 import { IMAGE_TYPE_INFO, IMAGE_TYPES, type ImageType } from '../../src/domain/imageTypes.js'
 import { SEEDED_INTERVIEW_IDS } from '../../src/simulator/index.js'
-import { call, fakeClock, fetchImages, startSim } from './fixtures/helpers.js'
+import {
+  attemptsOf,
+  call,
+  fakeClock,
+  fetchImages,
+  lastAttempt,
+  latestBytes,
+  seeded,
+  startSim,
+} from './fixtures/helpers.js'
 
 const { full, small } = SEEDED_INTERVIEW_IDS
 
 void t.test('links: latest URL, every attempt keyed by capture ms, cropped types omitted', async (t) => {
   const sim = await startSim(t)
-  const session = sim.session(full)!
+  const session = seeded(sim, full)
   const reply = await fetchImages(sim, full, [...IMAGE_TYPES], sim.paths.imageLinks)
   t.equal(reply.status, 200, 'all types of the full session as links answer 200')
   for (const type of IMAGE_TYPES) {
-    const attempts = session.images[type]!
+    const attempts = attemptsOf(session.images, type)
     if (!IMAGE_TYPE_INFO[type].linkable) {
       t.notOk(type in reply.json, `${type} (cropped) is omitted`)
       t.notOk(`${type}_prevAttempts` in reply.json, `${type}_prevAttempts is omitted`)
@@ -32,7 +41,7 @@ void t.test('links: latest URL, every attempt keyed by capture ms, cropped types
     )
     t.equal(Object.values(prev)[0], latest, `${type}: the first attempt listed is the latest, with its URL`)
     t.equal(
-      prev[String(attempts.at(-1)!.capturedAt)],
+      prev[String(lastAttempt(attempts).capturedAt)],
       latest,
       `${type}: the latest appears with the identical URL`,
     )
@@ -60,10 +69,10 @@ void t.test('links: types without images are omitted', async (t) => {
 
 void t.test('a link returns the exact JPEG bytes of its attempt', async (t) => {
   const sim = await startSim(t)
-  const session = sim.session(full)!
+  const session = seeded(sim, full)
   const reply = await fetchImages(sim, full, ['fullFrameFrontID', 'selfie'], sim.paths.imageLinks)
   for (const type of ['fullFrameFrontID', 'selfie'] as ImageType[]) {
-    for (const attempt of session.images[type]!) {
+    for (const attempt of attemptsOf(session.images, type)) {
       const url = reply.json[`${type}_prevAttempts`][String(attempt.capturedAt)]
       const res = await fetch(url)
       t.equal(res.status, 200, `${type}@${attempt.capturedAt}: 200`)
@@ -140,5 +149,5 @@ void t.test('link files need no API key or token and are logged as file calls', 
   t.equal(calls.length, 1, 'one file call logged')
   t.equal(calls[0]?.interviewId, small, 'with the interview')
   t.same(calls[0]?.images, ['signature'], 'and the type')
-  t.equal(calls[0]?.responseBytes, sim.session(small)!.images.signature!.at(-1)!.bytes.length, 'and the size')
+  t.equal(calls[0]?.responseBytes, latestBytes(sim, small, 'signature').length, 'and the size')
 })

@@ -2,13 +2,22 @@ import t from 'tap'
 
 import { SECOND_ID_IMAGE_TYPES } from '../../src/domain/imageTypes.js'
 import { SEEDED_INTERVIEW_IDS } from '../../src/simulator/index.js'
-import { assertIncodeError, call, fetchImages, startSim } from './fixtures/helpers.js'
+import {
+  assertIncodeError,
+  attemptsOf,
+  call,
+  fetchImages,
+  lastAttempt,
+  latestBytes,
+  seeded,
+  startSim,
+} from './fixtures/helpers.js'
 
 const { secondId, small } = SEEDED_INTERVIEW_IDS
 
 void t.test('second-ID images come from the second document', async (t) => {
   const sim = await startSim(t)
-  const session = sim.session(secondId)!
+  const session = seeded(sim, secondId)
   t.ok(session.secondId, 'the seeded session has a second ID')
   const reply = await fetchImages(
     sim,
@@ -18,21 +27,21 @@ void t.test('second-ID images come from the second document', async (t) => {
   )
   t.equal(reply.status, 200, 'answers 200')
   for (const type of SECOND_ID_IMAGE_TYPES) {
-    const latest = session.secondId![type]!.at(-1)!
+    const latest = lastAttempt(attemptsOf(session.secondId, type))
     t.ok(
       Buffer.from(reply.json[type], 'base64').equals(latest.bytes),
       `${type} is the second document's image`,
     )
   }
   t.notOk(
-    Buffer.from(reply.json.fullFrameFrontID, 'base64').equals(session.images.fullFrameFrontID!.at(-1)!.bytes),
+    Buffer.from(reply.json.fullFrameFrontID, 'base64').equals(latestBytes(sim, secondId, 'fullFrameFrontID')),
     'the second front ID differs from the first',
   )
   t.equal(reply.json.selfie, null, 'a type the second document lacks is missing (null)')
 
   const first = await fetchImages(sim, secondId, ['fullFrameFrontID'])
   t.ok(
-    Buffer.from(first.json.fullFrameFrontID, 'base64').equals(session.images.fullFrameFrontID!.at(-1)!.bytes),
+    Buffer.from(first.json.fullFrameFrontID, 'base64').equals(latestBytes(sim, secondId, 'fullFrameFrontID')),
     'the plain endpoint still answers the first document',
   )
 })

@@ -65,10 +65,10 @@ export default fp(
 
     app.addHook('onRequest', async (request) => {
       const routeConfig = request.routeOptions.config
-      if (routeConfig.scope) return requireScope(request, routeConfig.scope)
-      if (routeConfig.dropIn && config.DROPIN_KEY_REQUIRED) return requireScope(request, 'incode:proxy')
-      if (!config.DOCS_PUBLIC && request.routeOptions.url?.startsWith('/docs'))
-        return requireScope(request, 'docs:read')
+      if (routeConfig.scope) requireScope(request, routeConfig.scope)
+      else if (routeConfig.dropIn && config.DROPIN_KEY_REQUIRED) requireScope(request, 'incode:proxy')
+      else if (!config.DOCS_PUBLIC && request.routeOptions.url?.startsWith('/docs'))
+        requireScope(request, 'docs:read')
     })
 
     app.addHook('preParsing', async (request) => {

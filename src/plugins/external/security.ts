@@ -32,12 +32,15 @@ export function securityHeaders(options: HelmetOptions = HELMET_OPTIONS): Readon
   }
   const req = new IncomingMessage(new Socket())
   const res = new ServerResponse(req)
-  let done = false
+  const outcome: { done: boolean; error?: unknown } = { done: false }
   helmet(options)(req, res, (err?: unknown) => {
-    if (err) throw err instanceof Error ? err : new Error('helmet failed to set its headers')
-    done = true
+    outcome.done = true
+    outcome.error = err
   })
-  if (!done) throw new Error('security headers: helmet did not finish synchronously')
+  if (!outcome.done) throw new Error('security headers: helmet did not finish synchronously')
+  if (outcome.error) {
+    throw outcome.error instanceof Error ? outcome.error : new Error('helmet failed to set its headers')
+  }
   const headers: Record<string, string> = {}
   for (const [name, value] of Object.entries(res.getHeaders())) {
     if (value !== undefined) headers[name] = Array.isArray(value) ? value.join(', ') : String(value)
