@@ -64,7 +64,7 @@ export function fastifyOptions(config: Config, options: BuildOptions = {}): Fast
         // at trace level, for debugging, with the credentials censored (REDACTED_PATHS).
         req: (req: LoggedRequest) => ({
           method: req.method,
-          url: req.url.split('?')[0],
+          url: req.url.split('?')[0] ?? req.url,
           reqId: req.id,
           ...(config.LOG_LEVEL === 'trace' ? { headers: { ...req.headers } } : {}),
         }),

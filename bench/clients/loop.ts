@@ -23,8 +23,8 @@ async function send(
   const res = await request(call.url, {
     dispatcher,
     method: call.method,
-    headers: call.headers,
-    body: call.body,
+    ...(call.headers === undefined ? {} : { headers: call.headers }),
+    ...(call.body === undefined ? {} : { body: call.body }),
     headersTimeout: 60_000,
     bodyTimeout: 60_000,
   })

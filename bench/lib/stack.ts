@@ -236,8 +236,8 @@ export async function call(
 ): Promise<{ status: number; headers: Record<string, string>; body: Buffer }> {
   const res = await request(c.url, {
     method: c.method,
-    headers: c.headers,
-    body: c.body,
+    ...(c.headers === undefined ? {} : { headers: c.headers }),
+    ...(c.body === undefined ? {} : { body: c.body }),
     bodyTimeout: 60_000,
   })
   const body = Buffer.from(await res.body.arrayBuffer())

@@ -25,8 +25,8 @@ async function main(): Promise<void> {
   const options: SimulatorOptions = {
     host: stringFromEnv('SIMULATOR_HOST') ?? '127.0.0.1',
     port: numberFromEnv('SIMULATOR_PORT') ?? 4010,
-    logger: process.env.SIMULATOR_QUIET ? undefined : (line) => console.log(line),
   }
+  if (!process.env.SIMULATOR_QUIET) options.logger = (line) => console.log(line)
   const apiKey = stringFromEnv('SIMULATOR_API_KEY')
   if (apiKey) options.apiKey = apiKey
   const adminEmail = stringFromEnv('SIMULATOR_ADMIN_EMAIL')

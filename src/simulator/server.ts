@@ -230,7 +230,10 @@ class SimulatorServer implements Simulator {
     if (body === 'tooLarge') {
       return this.reply(ctx, this.error(ctx, 413, `Request body exceeds ${REQUEST_BODY_LIMIT_BYTES} bytes`))
     }
-    if (IMAGE_ENDPOINT_SET.has(endpoint)) ctx.images = imagesOf(body)
+    if (IMAGE_ENDPOINT_SET.has(endpoint)) {
+      const images = imagesOf(body)
+      if (images) ctx.images = images
+    }
     const decision = this.faults.draw(endpoint)
     if (decision.reset) {
       if (decision.extraLatencyMs > 0) await this.sleep(decision.extraLatencyMs)

@@ -214,7 +214,8 @@ void t.test('MergedImagesWriter: missing and errors are deterministic', (t) => {
     errors: {
       addressStatement: { ...failure, extra: 'not leaked' } as ImageError,
       document: failure,
-      croppedFace: undefined,
+      // A plain-JavaScript caller's explicit undefined, which the types rule out.
+      croppedFace: undefined as unknown as ImageError,
     },
   })
   t.equal(
