@@ -1,26 +1,10 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { UnauthorizedError } from '../errors.js'
 import { parseJsonBody } from '../plugins/app/bodies.js'
-import type { Caller, CallContext } from '../domain/calls.js'
+import type { Caller } from '../domain/calls.js'
 
 export const SESSION_TOKEN_HEADER = 'x-incode-session-token'
 export const INCODE_TOKEN_HEADER = 'x-incode-hardware-id'
-
-/**
- * The upstream context of one incoming request: its total deadline, and a signal that fires when
- * the caller disconnects before the answer is complete, so that its upstream calls are cancelled.
- */
-export function callContext(request: FastifyRequest, reply: FastifyReply): CallContext {
-  const controller = new AbortController()
-  reply.raw.once('close', () => {
-    if (!reply.raw.writableFinished) controller.abort()
-  })
-  return {
-    signal: controller.signal,
-    deadlineAt: Date.now() + request.server.config.REQUEST_DEADLINE_MS,
-    requestId: request.id,
-  }
-}
 
 /** A header's value as the routes read it (the first one, trimmed), or undefined when blank. */
 export function headerValue(request: FastifyRequest, name: string): string | undefined {

@@ -1,17 +1,13 @@
-import { Type } from '@sinclair/typebox'
-import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import type { FastifyReply, FastifyRequest } from 'fastify'
-import type { ScannedEntry } from '../domain/flatJson.js'
-import type { ImageType } from '../domain/imageTypes.js'
-import { incodeLinksAnswerJson } from '../domain/links.js'
-import { foldTypes } from '../domain/requestedTypes.js'
-import { IncodeErrorRef, ImageTypeSchema, interviewIdSchema } from '../schemas.js'
-import { lookupLinks } from '../services/linkLookup.js'
-import { splitFetch } from '../services/splitFetch.js'
-import { callerMemory, watchedAnswer } from '../services/writeWatch.js'
+import { type TSchema, Type } from '@sinclair/typebox'
+import type { FastifyPluginAsyncTypebox, TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
+import type { FastifyRequest } from 'fastify'
 import type { Caller, IncodeEndpoint } from '../domain/calls.js'
+import { incodeLinksAnswerJson } from '../domain/links.js'
+import { IncodeErrorRef, ImageTypeSchema, interviewIdSchema } from '../schemas.js'
+import { incodeImages } from '../services/base64Images.js'
+import { forwardConcatenated } from '../services/concatenatedImage.js'
+import { lookupLinks } from '../services/linkLookup.js'
 import {
-  callContext,
   emptyBodyIsEmptyObject,
   INCODE_TOKEN_HEADER,
   noStore,
@@ -46,12 +42,8 @@ const incodeErrors = {
   504: IncodeErrorRef,
 }
 
-// Shapes guaranteed by the route schemas (validated before the handlers run).
-type DropInQuery = { id?: string }
-type DropInBody = { images?: ImageType[] }
-
-function tokenCaller(request: FastifyRequest): Extract<Caller, { kind: 'token' }> {
-  const { id } = request.query as DropInQuery
+/** The caller's own Incode token, for the interview `?id=` names (an empty one names none). */
+function tokenCaller(request: FastifyRequest, id: string | undefined): Extract<Caller, { kind: 'token' }> {
   return sessionCaller(request, INCODE_TOKEN_HEADER, id === '' ? undefined : id)
 }
 
@@ -87,7 +79,8 @@ const dropInRoutes: FastifyPluginAsyncTypebox = async (app) => {
     concatenatedImages: config.INCODE_PATH_CONCATENATED_IMAGES,
   }
 
-  const routeOptions = (summary: string, body: typeof Body | typeof OptionalBody, ok: unknown) => ({
+  // Generic in the body and answer schemas, so that each handler is typed from its own.
+  const routeOptions = <B extends TSchema, R extends TSchema>(summary: string, body: B, ok: R) => ({
     config: { dropIn: true },
     schema: {
       tags: ['incode'],
@@ -104,91 +97,36 @@ const dropInRoutes: FastifyPluginAsyncTypebox = async (app) => {
     const prefix = zero ? '/0' : ''
     const note = zero ? ' (session token alone)' : ''
 
-    const base64 =
-      (endpoint: 'images' | 'secondIdImages') => async (request: FastifyRequest, reply: FastifyReply) => {
-        const caller = tokenCaller(request)
-        const types = foldTypes((request.body as DropInBody).images ?? [])
-        const parts: Array<{ entries: ScannedEntry[]; requested: Set<string>; body: Buffer }> = []
-        const ctx = callContext(request, reply)
-        // Every part is held until the merged answer is sent: reserve the whole answer up front
-        // (reserving part by part while holding earlier parts could deadlock under load), and keep
-        // it until the socket has taken the answer's last byte (or the answer is cut).
-        const release = await callerMemory(request).reserve(app.sizeEstimator.estimateTotal(types), ctx)
-        let handedOn = false
-        const send = (body: Buffer) => {
-          const answer = watchedAnswer(reply, ctx.deadlineAt)
-          answer.hold(release)
-          handedOn = true
-          answer.add(body)
-          answer.end()
-          return reply.header('content-length', body.length).send(answer)
-        }
-        try {
-          const outcome = await splitFetch({
-            incode: app.incode,
-            estimator: app.sizeEstimator,
-            telemetry: app.telemetry,
-            budgetBytes: config.CHUNK_BUDGET_BYTES,
-            concurrency: config.FANOUT_CONCURRENCY,
-            plan: config.SPLIT_PLAN,
+    const base64Routes = [
+      { endpoint: 'images', summary: `Fetch images as base64${note}` },
+      { endpoint: 'secondIdImages', summary: `Second ID images as base64${note}` },
+    ] as const
+    for (const { endpoint, summary } of base64Routes) {
+      app.post(
+        `${prefix}${paths[endpoint]}`,
+        routeOptions(summary, Body, FlatImages),
+        async (request, reply) => {
+          const answer = await incodeImages(request, reply, {
+            caller: tokenCaller(request, request.query.id),
+            types: request.body.images,
             endpoint,
-            caller,
-            types,
-            ctx,
-            failFast: true,
             zeroPath: zero,
-            onAnswer: (chunk, entries, body) => {
-              parts.push({ entries, requested: new Set(chunk), body })
-            },
           })
-          noStore(reply).type('application/json')
-          const only = parts[0]
-          if (parts.length === 1 && outcome.upstreamCalls === 1 && only) {
-            // One call answered everything: pass Incode's answer on untouched.
-            return send(only.body)
-          }
-          // Any part failing fails the whole answer (failFast), so here every part succeeded; all of
-          // them are held until then, as Incode's status line cannot be known before.
-          const pieces: Buffer[] = []
-          for (const part of parts) {
-            for (const entry of part.entries) {
-              if (!part.requested.has(entry.key)) continue
-              pieces.push(Buffer.from(`${pieces.length === 0 ? '{' : ','}${JSON.stringify(entry.key)}:`))
-              pieces.push(
-                entry.kind === 'string'
-                  ? Buffer.concat([QUOTE, entry.raw, QUOTE])
-                  : entry.kind === 'null'
-                    ? NULL
-                    : entry.raw,
-              )
-            }
-          }
-          pieces.push(Buffer.from(pieces.length === 0 ? '{}' : '}'))
-          return send(Buffer.concat(pieces))
-        } finally {
-          // Nothing will be sent (an error answer is small): the memory is not needed any more.
-          if (!handedOn) release()
-        }
-      }
-
-    app.post(
-      `${prefix}${paths.images}`,
-      routeOptions(`Fetch images as base64${note}`, Body, FlatImages),
-      base64('images'),
-    )
-    app.post(
-      `${prefix}${paths.secondIdImages}`,
-      routeOptions(`Second ID images as base64${note}`, Body, FlatImages),
-      base64('secondIdImages'),
-    )
+          return noStore(reply)
+            .type('application/json')
+            .header('content-length', answer.length)
+            .send(answer.body)
+        },
+      )
+    }
 
     app.post(
       `${prefix}${paths.imageLinks}`,
       routeOptions(`Fetch image links with previous attempts${note}`, Body, IncodeLinks),
-      async (request: FastifyRequest, reply: FastifyReply) => {
+      async (request, reply) => {
         const resolved = await lookupLinks(app.linkDeps, {
-          caller: tokenCaller(request),
-          types: (request.body as DropInBody).images ?? [],
+          caller: tokenCaller(request, request.query.id),
+          types: request.body.images,
           requestId: request.id,
           zeroPath: zero,
         })
@@ -203,37 +141,28 @@ const dropInRoutes: FastifyPluginAsyncTypebox = async (app) => {
     // The body is optional, as on Incode: its own scope reads no body, or an empty one, as {}.
     await app.register(async (scope) => {
       emptyBodyIsEmptyObject(scope)
-      scope.post(
-        `${prefix}${paths.concatenatedImages}`,
-        routeOptions(
-          `All latest images combined in one${note}`,
-          OptionalBody,
-          Type.Object({ image: Type.String() }),
-        ),
-        async (request: FastifyRequest, reply: FastifyReply) => {
-          const caller = tokenCaller(request)
-          const requested = (request.body as DropInBody).images
-          const body = requested ? { images: foldTypes(requested) } : {}
-          const answer = await app.incode.forward(
-            'concatenatedImages',
-            caller,
-            body,
-            callContext(request, reply),
-            {
-              zeroPath: zero,
-            },
-          )
-          return noStore(reply)
-            .code(answer.status)
-            .type(answer.headers['content-type'] ?? 'application/json')
-            .send(answer.body)
-        },
-      )
+      scope
+        .withTypeProvider<TypeBoxTypeProvider>()
+        .post(
+          `${prefix}${paths.concatenatedImages}`,
+          routeOptions(
+            `All latest images combined in one${note}`,
+            OptionalBody,
+            Type.Object({ image: Type.String() }),
+          ),
+          async (request, reply) => {
+            const answer = await forwardConcatenated(
+              request,
+              reply,
+              tokenCaller(request, request.query.id),
+              request.body.images,
+              zero,
+            )
+            return noStore(reply).code(answer.status).type(answer.contentType).send(answer.body)
+          },
+        )
     })
   }
 }
-
-const QUOTE = Buffer.from('"')
-const NULL = Buffer.from('null')
 
 export default dropInRoutes

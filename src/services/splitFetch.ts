@@ -10,6 +10,7 @@ import type { Metrics } from '../metrics.js'
 import type { IncodeClient } from '../upstream/incode.js'
 import type { AnswerVerdict, Caller, CallContext, RawAnswer } from '../upstream/types.js'
 import type { Release, Reserver } from './byteBudget.js'
+import { scanUpstreamObject } from './upstreamJson.js'
 
 export interface TypeFailure {
   status: number
@@ -48,7 +49,11 @@ export interface SplitFetchOptions {
 export interface SplitFetchOutcome {
   /** Types that could not be fetched, with why; empty when every part succeeded. */
   failures: Map<ImageType, TypeFailure>
-  /** The first failure's error, for a request where no part succeeded. */
+  /**
+   * The first part-level failure's error, for a request where no part succeeded. A failure of
+   * the whole request (isRequestLevel, or any failure with failFast) is thrown instead, whichever
+   * part met it and whether or not other parts had been answered.
+   */
   firstError: AppError | undefined
   answered: number
   upstreamCalls: number
@@ -161,18 +166,7 @@ export async function splitFetch(options: SplitFetchOptions): Promise<SplitFetch
         { ...partCtx, judge },
         { zeroPath: options.zeroPath === true },
       )
-      let entries: ScannedEntry[]
-      try {
-        entries = scanned?.body === answer.body ? scanned.entries : scanFlatJsonObject(answer.body)
-      } catch (err) {
-        throw new UpstreamBadResponseError(
-          'Incode sent an answer that is not a JSON object',
-          'UPSTREAM_BAD_RESPONSE',
-          {
-            cause: err,
-          },
-        )
-      }
+      const entries = scanned?.body === answer.body ? scanned.entries : scanUpstreamObject(answer.body)
       const requested = new Set<string>(chunk)
       for (const entry of entries) {
         if (entry.kind === 'string' && requested.has(entry.key))
@@ -202,11 +196,9 @@ export async function splitFetch(options: SplitFetchOptions): Promise<SplitFetch
         return [{ chunk: [...chunk], isRetry: true }]
       }
       const appErr = toAppError(err)
-      if (
-        options.failFast ||
-        (isRequestLevel(err) && outcome.answered === 0) ||
-        err instanceof ClientClosedError
-      ) {
+      // A failure about the whole request ends it whichever part meets it, and whenever: what
+      // the caller gets does not depend on which part Incode answered first.
+      if (options.failFast || isRequestLevel(err)) {
         fatal = appErr
         abort.abort()
         return undefined

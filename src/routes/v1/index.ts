@@ -1,15 +1,15 @@
 import { Type } from '@sinclair/typebox'
 import type { FastifyPluginAsyncTypebox, TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
+import type { Readable } from 'node:stream'
 import type { FastifyReply, FastifyRequest } from 'fastify'
-import { scanFlatJsonObject } from '../../domain/flatJson.js'
 import type { ImageType } from '../../domain/imageTypes.js'
 import { linksAnswerJson } from '../../domain/links.js'
-import { foldTypes } from '../../domain/requestedTypes.js'
-import { AdminNotConfiguredError, UpstreamBadResponseError } from '../../errors.js'
+import { AdminNotConfiguredError } from '../../errors.js'
 import type { Caller } from '../../domain/calls.js'
+import { streamImages } from '../../services/base64Images.js'
+import { concatenatedImage } from '../../services/concatenatedImage.js'
 import { lookupLinks } from '../../services/linkLookup.js'
-import { callContext, emptyBodyIsEmptyObject, noStore, sendJsonText, sessionCaller } from '../context.js'
-import { serveImages } from './imagesHandler.js'
+import { emptyBodyIsEmptyObject, noStore, sendJsonText, sessionCaller } from '../context.js'
 import {
   imagesBody,
   InterviewParams,
@@ -33,6 +33,10 @@ const v1Routes: FastifyPluginAsyncTypebox = async (app) => {
   }
 
   // ---- base64 images ------------------------------------------------------------------------
+  // The service resolves once the answer's status is known; the body goes on filling after that.
+  const sendImages = (reply: FastifyReply, body: Readable) =>
+    noStore(reply).type('application/json').send(body)
+
   app.post(
     '/sessions/:interviewId/images',
     {
@@ -46,8 +50,11 @@ const v1Routes: FastifyPluginAsyncTypebox = async (app) => {
         response: { 200: ImagesRef, ...problemResponses },
       },
     },
-    (request, reply) =>
-      serveImages(request, reply, adminCaller(request.params.interviewId), request.body.images, 'images'),
+    async (request, reply) => {
+      const caller = adminCaller(request.params.interviewId)
+      const images = { caller, types: request.body.images, endpoint: 'images' } as const
+      return sendImages(reply, await streamImages(request, reply, images))
+    },
   )
 
   app.post(
@@ -62,7 +69,14 @@ const v1Routes: FastifyPluginAsyncTypebox = async (app) => {
         response: { 200: ImagesRef, ...problemResponses },
       },
     },
-    (request, reply) => serveImages(request, reply, sessionCaller(request), request.body.images, 'images'),
+    async (request, reply) => {
+      const images = {
+        caller: sessionCaller(request),
+        types: request.body.images,
+        endpoint: 'images',
+      } as const
+      return sendImages(reply, await streamImages(request, reply, images))
+    },
   )
 
   app.post(
@@ -78,14 +92,11 @@ const v1Routes: FastifyPluginAsyncTypebox = async (app) => {
         response: { 200: ImagesRef, ...problemResponses },
       },
     },
-    (request, reply) =>
-      serveImages(
-        request,
-        reply,
-        adminCaller(request.params.interviewId),
-        request.body.images,
-        'secondIdImages',
-      ),
+    async (request, reply) => {
+      const caller = adminCaller(request.params.interviewId)
+      const images = { caller, types: request.body.images, endpoint: 'secondIdImages' } as const
+      return sendImages(reply, await streamImages(request, reply, images))
+    },
   )
 
   // The body is optional: its own scope reads no body, or an empty one, as {}.
@@ -106,21 +117,8 @@ const v1Routes: FastifyPluginAsyncTypebox = async (app) => {
       },
       async (request, reply) => {
         const caller = adminCaller(request.params.interviewId)
-        const images = request.body.images ? foldTypes(request.body.images) : undefined
-        const answer = await app.incode.call(
-          'concatenatedImages',
-          caller,
-          images ? { images } : {},
-          callContext(request, reply),
-        )
-        const image = scanOrBad(answer.body).find((e) => e.key === 'image')
-        if (image?.kind !== 'string' || image.raw.length === 0) {
-          throw new UpstreamBadResponseError('Incode answered without a concatenated image')
-        }
-        // The answer is passed on as Incode sent it: no decoding of the base64.
-        return noStore(reply)
-          .type('application/json')
-          .send(Buffer.concat([Buffer.from('{"image":"'), image.raw, Buffer.from('"}')]))
+        const answer = await concatenatedImage(request, reply, caller, request.body.images)
+        return noStore(reply).type('application/json').send(answer)
       },
     )
   })
@@ -200,18 +198,6 @@ const v1Routes: FastifyPluginAsyncTypebox = async (app) => {
       (request) => ({ dropped: app.linkCache.invalidate(request.params.interviewId) }),
     )
   })
-}
-
-function scanOrBad(body: Buffer) {
-  try {
-    return scanFlatJsonObject(body)
-  } catch (err) {
-    throw new UpstreamBadResponseError(
-      'Incode sent an answer that is not a JSON object',
-      'UPSTREAM_BAD_RESPONSE',
-      { cause: err },
-    )
-  }
 }
 
 export default v1Routes
