@@ -156,7 +156,9 @@ class ResponseStartTracker implements Dispatcher.DispatchHandler {
   }
 
   onResponseError(controller: Dispatcher.DispatchController, error: Error): void {
-    if (this.#started && typeof error === 'object' && error !== null) brokenAfterResponseStart.add(error)
+    // A WeakSet holds only objects; whatever undici passes must not throw here.
+    const broken: unknown = error
+    if (this.#started && typeof broken === 'object' && broken !== null) brokenAfterResponseStart.add(broken)
     this.handler.onResponseError?.(controller, error)
   }
 }
@@ -226,18 +228,23 @@ export class Retries {
       ? RETRYABLE_STATUSES.has(status)
       : !brokenAfterResponseStart.has(err) && RETRYABLE_ERROR_CODES.has(errorCodeOf(err) ?? '')
     // `attempts` counts the attempts made so far, the first included.
-    if (!retryable || attempts > maxRetries || bounds.signal.aborted) return done(err)
+    if (!retryable || attempts > maxRetries || bounds.signal.aborted) {
+      done(err)
+      return
+    }
 
     const headers = (err as { headers?: Record<string, unknown> }).headers
     const delay =
       parseRetryAfterMs(headers?.['retry-after']) ?? backoffMs(attempts, baseMs, maxDelayMs, this.#random)
     if (Date.now() + delay >= bounds.deadlineAt) {
       metrics?.upstreamRetries.inc({ outcome: 'deadline' })
-      return done(err)
+      done(err)
+      return
     }
     if (!budget.tryRetry()) {
       metrics?.upstreamRetries.inc({ outcome: 'budget_exhausted' })
-      return done(err)
+      done(err)
+      return
     }
     metrics?.upstreamRetries.inc({ outcome: 'retried' })
 

@@ -171,7 +171,7 @@ export class Transport {
           path: this.#pathWithQuery(call),
           headers:
             call.requestId === undefined ? call.headers : { ...call.headers, 'x-request-id': call.requestId },
-          body: call.body,
+          body: call.body ?? null,
           signal: controller.signal,
           headersTimeout: this.#headersTimeout,
           bodyTimeout: this.#bodyTimeout,

@@ -83,7 +83,7 @@ void t.test('a token that is not a JWT is assumed to live 24 hours', async (t) =
 })
 
 void t.test('log-in sends the API headers and the credentials as JSON', async (t) => {
-  let seen: { url?: string; headers?: Record<string, unknown>; body?: unknown } = {}
+  let seen: { url?: string | undefined; headers?: Record<string, unknown>; body?: unknown } = {}
   const upstream = await startServer(t, (req, res) => {
     const chunks: Buffer[] = []
     req.on('data', (c: Buffer) => chunks.push(c))
@@ -122,7 +122,11 @@ void t.test('wrong credentials → 502 UpstreamStatusError without the password;
   t.match(err, { statusCode: 502, upstreamStatus: 401 }, 'Incode said 401; the service answers 502')
   t.notMatch(err.message, password, 'the message does not contain the password')
   t.notMatch(JSON.stringify(err), password, 'nor does anything else on the error')
-  t.match((err as UpstreamStatusError).upstreamBody, { status: 401 }, "Incode's error body is kept")
+  t.match(
+    err instanceof UpstreamStatusError && err.upstreamBody,
+    { status: 401 },
+    "Incode's error body is kept",
+  )
 
   t.equal(await rejectionOf(tokens.get(ctx())), err, 'during the back-off, the same error at once')
   t.equal(tokens.logins, 1, 'without a log-in')

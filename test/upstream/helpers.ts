@@ -109,8 +109,10 @@ export function getRoot(policy: UpstreamPolicy, options: { deadlineMs?: number; 
  */
 export function closedWithin(req: IncomingMessage | undefined, ms = 30_000): Promise<boolean> {
   return new Promise((resolve) => {
-    if (req === undefined) return resolve(false)
-    if (req.socket.destroyed) return resolve(true)
+    if (req === undefined || req.socket.destroyed) {
+      resolve(req !== undefined)
+      return
+    }
     const timer = setTimeout(() => resolve(false), ms)
     req.socket.once('close', () => {
       clearTimeout(timer)

@@ -86,7 +86,7 @@ void t.test("a session token on another interview → 403 stays 403 (the caller'
   t.ok(err instanceof UpstreamStatusError, 'an UpstreamStatusError')
   t.match(err, { statusCode: 403, upstreamStatus: 403, code: 'UPSTREAM_403' }, 'status 403 kept')
   t.match(
-    (err as UpstreamStatusError).upstreamBody,
+    err instanceof UpstreamStatusError && err.upstreamBody,
     { status: 403, path: '/omni/get/images' },
     "Incode's body",
   )

@@ -46,7 +46,7 @@ void t.test(
     const err = await refused
     t.ok(err instanceof OverloadedError, 'an OverloadedError')
     t.match(err, { statusCode: 503, code: 'UPSTREAM_RATE_LIMITED' }, '503 UPSTREAM_RATE_LIMITED')
-    t.ok(((err as OverloadedError).retryAfterSeconds ?? 0) >= 1, 'with a Retry-After')
+    t.ok(err instanceof OverloadedError && (err.retryAfterSeconds ?? 0) >= 1, 'with a Retry-After')
     await Promise.all(ahead)
     t.equal(upstream.requests.length, 5, 'Incode never saw the refused call')
     t.equal(

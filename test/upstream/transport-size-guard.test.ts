@@ -39,7 +39,10 @@ void t.test(
       res.writeHead(200, { 'content-type': 'application/json' }) // no content-length: chunked
       const piece = Buffer.alloc(16 * 1024, 7)
       const timer = setInterval(() => {
-        if (res.destroyed || sent > 10_000_000) return clearInterval(timer)
+        if (res.destroyed || sent > 10_000_000) {
+          clearInterval(timer)
+          return
+        }
         sent += piece.length
         res.write(piece)
       }, 1)

@@ -5,7 +5,7 @@ import { inMs, startServer, testConfig, upstreamPolicy } from './helpers.js'
 
 void t.test('returns status, body bytes and lower-cased headers; sends query and base path', async (t) => {
   const payload = Buffer.from([0, 1, 2, 250, 251, 252])
-  let seen: { method?: string; url?: string; apiKey?: string; body?: string } = {}
+  let seen: { method?: string | undefined; url?: string | undefined; apiKey?: string; body?: string } = {}
   const upstream = await startServer(t, (req, res) => {
     const chunks: Buffer[] = []
     req.on('data', (c: Buffer) => chunks.push(c))

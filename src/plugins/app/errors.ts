@@ -113,8 +113,10 @@ export function incodeErrorBody(status: number, message: string, path: string): 
 }
 
 export function isDropIn(request: FastifyRequest): boolean {
-  // routeOptions is absent for requests Fastify refuses before routing (frameworkErrors).
-  return request.routeOptions?.config?.dropIn === true || INCODE_PREFIX.test(request.url)
+  // routeOptions is absent for requests Fastify refuses before routing (frameworkErrors),
+  // whatever the types say.
+  const route = request.routeOptions as Partial<FastifyRequest['routeOptions']> | undefined
+  return route?.config?.dropIn === true || INCODE_PREFIX.test(request.url)
 }
 
 /** Answers an error in its route family's shape: Incode's body on drop-in paths, else problem+json. */
