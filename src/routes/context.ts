@@ -61,7 +61,7 @@ export function emptyBodyIsEmptyObject(scope: FastifyInstance): void {
   scope.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
     const text = typeof body === 'string' ? body : body.toString('utf8')
     if (text.trim() === '') done(null, {})
-    else void parseJson(request, text, done)
+    else parseJson(request, text, done)
   })
   scope.addHook('preValidation', async (request) => {
     request.body ??= {}

@@ -3,7 +3,7 @@ import type { FastifyPluginAsyncTypebox, TypeBoxTypeProvider } from '@fastify/ty
 import type { FastifyRequest } from 'fastify'
 import type { Caller, IncodeEndpoint } from '../domain/calls.js'
 import { incodeLinksAnswerJson } from '../domain/links.js'
-import { IncodeErrorRef, ImageTypeSchema, interviewIdSchema } from '../schemas.js'
+import { IncodeErrorRef, ImageTypeSchema, interviewIdSchema, refTo } from '../schemas.js'
 import { incodeImages } from '../services/base64Images.js'
 import { forwardConcatenated } from '../services/concatenatedImage.js'
 import { lookupLinks } from '../services/linkLookup.js'
@@ -54,7 +54,7 @@ function tokenCaller(request: FastifyRequest, id: string | undefined): Extract<C
  */
 const dropInRoutes: FastifyPluginAsyncTypebox = async (app) => {
   const { config } = app
-  const images = Type.Array(Type.Ref(ImageTypeSchema), {
+  const images = Type.Array(refTo(ImageTypeSchema), {
     minItems: 1,
     maxItems: config.MAX_IMAGES_PER_REQUEST,
   })

@@ -124,6 +124,8 @@ export async function splitFetch(options: SplitFetchOptions): Promise<SplitFetch
     plannedChunks: chunks.length,
   }
   let fatal: AppError | undefined
+  // Read through a call: parts set it while others await, which type narrowing does not see.
+  const stopped = (): boolean => fatal !== undefined
 
   const fail = (chunk: readonly ImageType[], err: AppError, failure?: TypeFailure) => {
     outcome.firstError ??= err
@@ -134,7 +136,7 @@ export async function splitFetch(options: SplitFetchOptions): Promise<SplitFetch
 
   /** One upstream call; returns the parts to call next (halves after "too large", or a retry). */
   const attempt = async (chunk: readonly ImageType[], isRetry: boolean): Promise<Part[] | undefined> => {
-    if (fatal !== undefined) return undefined
+    if (stopped()) return undefined
     const estimatedBytes = BRACES_BYTES + estimator.estimateTotal(chunk)
     const kindOf = (body: unknown): BadGatewayKind =>
       classifyBadGateway({ body, estimatedBytes, capBytes: INCODE_RESPONSE_CAP_BYTES })
@@ -156,7 +158,7 @@ export async function splitFetch(options: SplitFetchOptions): Promise<SplitFetch
     try {
       if (options.memory) {
         release = await options.memory.reserve(estimator.estimateTotal(chunk), partCtx)
-        if (fatal !== undefined) return undefined
+        if (stopped()) return undefined
       }
       outcome.upstreamCalls++
       const answer = await incode.call(
@@ -176,7 +178,7 @@ export async function splitFetch(options: SplitFetchOptions): Promise<SplitFetch
       outcome.answered++
       return undefined
     } catch (err) {
-      if (fatal !== undefined) return undefined
+      if (stopped()) return undefined
       const badGateway =
         err instanceof UpstreamStatusError && err.upstreamStatus === 502
           ? kindOf(err.upstreamBody)
