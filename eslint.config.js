@@ -15,7 +15,7 @@ export default tseslint.config(
     ],
   },
   js.configs.recommended,
-  ...tseslint.configs.recommendedTypeChecked,
+  ...tseslint.configs.strictTypeChecked,
   {
     languageOptions: {
       parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname },
@@ -27,6 +27,14 @@ export default tseslint.config(
       '@typescript-eslint/consistent-type-imports': 'error',
       // Fastify plugins are async functions by convention, with or without an await.
       '@typescript-eslint/require-await': 'off',
+      // Numbers and booleans print as expected; objects, nullish values and unknowns must be
+      // turned into text on purpose (String(), JSON.stringify, a name).
+      '@typescript-eslint/restrict-template-expressions': [
+        'error',
+        { allowNumber: true, allowBoolean: true },
+      ],
+      // An arrow returning a void call, `() => resolve()`, is the callback idiom, not a lost value.
+      '@typescript-eslint/no-confusing-void-expression': ['error', { ignoreArrowShorthand: true }],
     },
   },
   // Plain JavaScript run without a build (scripts/start.mjs): outside the TypeScript project.

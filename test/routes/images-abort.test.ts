@@ -38,7 +38,7 @@ async function abortMidway(
     signal: controller.signal,
   }).then(
     () => 'answered',
-    (err: Error) => err.name,
+    (err: unknown) => (err instanceof Error ? err.name : String(err)),
   )
 
   const sent = await waitUntil(() => app.incode.callCount - before >= options.upstreamCalls, 2_000)

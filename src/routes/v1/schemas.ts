@@ -1,7 +1,7 @@
 import { Type } from '@sinclair/typebox'
-import { ImageTypeSchema, interviewIdSchema, ProblemRef } from '../../schemas.js'
+import { ImageTypeSchema, interviewIdSchema, ProblemRef, refTo } from '../../schemas.js'
 
-const ImageTypeRef = Type.Ref(ImageTypeSchema)
+const ImageTypeRef = refTo(ImageTypeSchema)
 
 export function imagesBody(maxItems: number, options: { optional?: boolean } = {}) {
   const images = Type.Array(ImageTypeRef, {
@@ -62,7 +62,7 @@ export const LinkEntrySchema = Type.Object(
 
 export const LinksResponse = Type.Object(
   {
-    images: Type.Record(Type.String(), Type.Ref(LinkEntrySchema)),
+    images: Type.Record(Type.String(), refTo(LinkEntrySchema)),
     missing: Type.Array(ImageTypeRef, {
       description: 'Requested types with no link (no capture, or cropped types, which Incode does not link).',
     }),
