@@ -74,7 +74,10 @@ export default fp(
       }),
     )
     app.decorate('sizeEstimator', new SizeEstimator())
-    app.decorate('answerMemory', new ByteBudget(config.ANSWER_MEMORY_BYTES, config.ANSWER_MEMORY_PER_CALLER_BYTES))
+    app.decorate(
+      'answerMemory',
+      new ByteBudget(config.ANSWER_MEMORY_BYTES, config.ANSWER_MEMORY_PER_CALLER_BYTES),
+    )
     app.decorate('telemetry', metrics)
     app.decorate('now', now ?? Date.now)
     app.decorate('linkDeps', {
