@@ -1,3 +1,4 @@
+import { Writable } from 'node:stream'
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
 import type { Test } from 'tap'
 import { SCOPES, sha256Hex, type Scope } from '../../src/auth/apiKeys.js'
@@ -145,4 +146,23 @@ export function prototypeSnapshot(): string {
     Object.getOwnPropertyNames(Array.prototype).sort(),
     Object.getOwnPropertyNames(Function.prototype).sort(),
   ])
+}
+
+/** A log destination that keeps every line the app writes, for scanning. */
+export class LogCapture extends Writable {
+  readonly chunks: string[] = []
+  override _write(
+    chunk: Buffer | string,
+    _encoding: BufferEncoding,
+    done: (error?: Error | null) => void,
+  ): void {
+    this.chunks.push(chunk.toString())
+    done()
+  }
+  get text(): string {
+    return this.chunks.join('')
+  }
+  get lines(): string[] {
+    return this.text.split('\n').filter((line) => line.trim() !== '')
+  }
 }

@@ -1,33 +1,14 @@
 import { once } from 'node:events'
 import net from 'node:net'
-import { Writable } from 'node:stream'
 import t from 'tap'
 import { SEEDED_INTERVIEW_IDS } from '../../src/simulator/index.js'
 import { build, PARTNER_KEY } from '../helpers/build.js'
-import { HARDENING_ENV, parseJson, type Json } from './helpers.js'
+import { HARDENING_ENV, LogCapture, parseJson, type Json } from './helpers.js'
 
 /**
  * At trace level the service logs the most it ever logs: request headers, and Node's parse errors
  * for malformed requests. Neither may carry a credential.
  */
-
-class Capture extends Writable {
-  readonly chunks: string[] = []
-  override _write(
-    chunk: Buffer | string,
-    _encoding: BufferEncoding,
-    done: (error?: Error | null) => void,
-  ): void {
-    this.chunks.push(chunk.toString())
-    done()
-  }
-  get lines(): string[] {
-    return this.chunks
-      .join('')
-      .split('\n')
-      .filter((line) => line.trim() !== '')
-  }
-}
 
 /**
  * A log line as text, with every serialized Buffer (`{"type":"Buffer","data":[...]}`) decoded as
@@ -58,7 +39,7 @@ const CREDENTIALS: Record<string, string> = {
 }
 
 t.test('a malformed request logged at trace level does not leak its raw bytes', async (t) => {
-  const capture = new Capture()
+  const capture = new LogCapture()
   const { url } = await build(t, {
     logStream: capture,
     listen: true,
@@ -95,7 +76,7 @@ t.test('a malformed request logged at trace level does not leak its raw bytes', 
 })
 
 t.test('every credential header is censored where request headers are logged', async (t) => {
-  const capture = new Capture()
+  const capture = new LogCapture()
   const { app } = await build(t, {
     logStream: capture,
     env: { ...HARDENING_ENV, LOG_LEVEL: 'trace' },

@@ -1,9 +1,17 @@
-import { Writable } from 'node:stream'
 import type { FastifyInstance, InjectOptions } from 'fastify'
 import t from 'tap'
 import { SEEDED_INTERVIEW_IDS, type Simulator } from '../../src/simulator/index.js'
 import { build, PARTNER_KEY } from '../helpers/build.js'
-import { apiKeys, HARDENING_ENV, keyEntry, latestBytes, parseJson, sessionOf, type Json } from './helpers.js'
+import {
+  apiKeys,
+  HARDENING_ENV,
+  keyEntry,
+  latestBytes,
+  LogCapture,
+  parseJson,
+  sessionOf,
+  type Json,
+} from './helpers.js'
 import { recordingProxy } from './proxy.js'
 
 /**
@@ -19,24 +27,6 @@ const LINKS_ONLY_KEY = 'secrets-links-only-partner-key-0123456789'
 const CLIENT_INCODE_KEY = 'secrets-client-own-incode-key-0123456789'
 /** Every token the simulator signs (session and admin) is a JWT starting with this header. */
 const JWT_PREFIX = 'eyJhbGciOi'
-
-class Capture extends Writable {
-  readonly chunks: string[] = []
-  override _write(
-    chunk: Buffer | string,
-    _encoding: BufferEncoding,
-    done: (error?: Error | null) => void,
-  ): void {
-    this.chunks.push(chunk.toString())
-    done()
-  }
-  get text(): string {
-    return this.chunks.join('')
-  }
-  get lines(): string[] {
-    return this.text.split('\n').filter((line) => line.trim() !== '')
-  }
-}
 
 function json(
   headers: Record<string, string>,
@@ -68,7 +58,7 @@ function sliceOf(base64: string): string {
 }
 
 t.test('logs hold no secret, and every request line carries its id', async (t) => {
-  const capture = new Capture()
+  const capture = new LogCapture()
   const proxy = await recordingProxy(t)
   const env = {
     ...HARDENING_ENV,
@@ -396,7 +386,7 @@ t.test('logs hold no secret, and every request line carries its id', async (t) =
 })
 
 t.test('a token sent as the id query parameter is not logged', async (t) => {
-  const capture = new Capture()
+  const capture = new LogCapture()
   const { app, simulator } = await build(t, {
     env: { ...HARDENING_ENV, LOG_LEVEL: 'info' },
     logStream: capture,

@@ -1,11 +1,11 @@
 import http from 'node:http'
 import type { AddressInfo } from 'node:net'
-import { pipeline } from 'node:stream'
 import t, { type Test } from 'tap'
 import { IMAGE_TYPES, type ImageType } from '../../src/domain/imageTypes.js'
 import { SizeEstimator } from '../../src/domain/sizeEstimator.js'
 import { SEEDED_INTERVIEW_IDS } from '../../src/simulator/index.js'
 import { partnerHeaders } from '../helpers/build.js'
+import { forwardTo } from '../hardening/proxy.js'
 import { buildForRoutes, waitUntil, warmSeededSessions, type Json } from './fixtures/helpers.js'
 
 /**
@@ -56,21 +56,7 @@ async function orderingProxy(t: Test, gates: { refusal: Gate; others: Gate }) {
     req.on('data', (chunk: Buffer) => chunks.push(chunk))
     req.on('end', () => {
       const body = Buffer.concat(chunks)
-      const forward = () => {
-        const target = new URL(req.url ?? '/', proxy.target)
-        const upstream = http.request(
-          target,
-          { method: req.method, headers: { ...req.headers, host: target.host } },
-          (answer) => {
-            res.writeHead(answer.statusCode ?? 502, answer.headers)
-            pipeline(answer, res, (err) => {
-              if (err) res.destroy()
-            })
-          },
-        )
-        upstream.on('error', () => res.destroy())
-        upstream.end(body)
-      }
+      const forward = () => forwardTo(proxy.target, req, res).end(body)
       if (!(req.url ?? '').startsWith('/omni/get/images')) {
         forward()
         return
