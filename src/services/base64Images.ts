@@ -24,11 +24,11 @@ function fetchOptions(
   request: FastifyRequest,
   images: ImagesRequest,
 ): Omit<SplitFetchOptions, 'ctx' | 'failFast' | 'onAnswer' | 'types'> {
-  const { incode, sizeEstimator, telemetry, config } = request.server
+  const { incode, sizeEstimator, gatewayMetrics: metrics, config } = request.server
   return {
     incode,
     estimator: sizeEstimator,
-    telemetry,
+    metrics,
     budgetBytes: config.CHUNK_BUDGET_BYTES,
     concurrency: config.FANOUT_CONCURRENCY,
     plan: config.SPLIT_PLAN,

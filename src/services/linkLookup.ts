@@ -11,7 +11,7 @@ import type { IncodeClient } from '../upstream/incode.js'
 export interface LinkLookupDeps {
   incode: IncodeClient
   linkCache: LinkCache
-  telemetry: Metrics
+  metrics: Metrics
   now: () => number
   deadlineMs: number
 }
@@ -110,7 +110,7 @@ export async function lookupLinks(deps: LinkLookupDeps, lookup: LinkLookup): Pro
 
   // The links' own breaker: the base64 endpoints' state says nothing about serving links.
   const servedWhileOpen = resolved.status === 'HIT' && deps.incode.breakerState('imageLinks') !== 'closed'
-  deps.telemetry.cacheLookups.inc({ result: servedWhileOpen ? 'HIT_WHILE_BREAKER_OPEN' : resolved.status })
+  deps.metrics.cacheLookups.inc({ result: servedWhileOpen ? 'HIT_WHILE_BREAKER_OPEN' : resolved.status })
   return {
     entries: resolved.entries,
     missing: [...resolved.missing, ...unlinkable].sort(byTypeOrder),

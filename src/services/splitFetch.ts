@@ -39,7 +39,7 @@ export interface SplitFetchOptions {
   /** Drop-in paths answer as Incode would: the first failure of any part fails the whole request. */
   failFast: boolean
   /** Where calls per request, splits and bisections are counted. */
-  telemetry?: Metrics
+  metrics?: Metrics
   /** Call Incode's `/0` form (session token alone), as a drop-in `/0` request did. */
   zeroPath?: boolean
   /** Called once per successful upstream answer, as answers complete; awaited (backpressure). */
@@ -227,11 +227,11 @@ export async function splitFetch(options: SplitFetchOptions): Promise<SplitFetch
   }
 
   await Promise.all(chunks.map((chunk) => run({ chunk, isRetry: false })))
-  const { telemetry } = options
-  if (telemetry) {
-    telemetry.callsPerRequest.observe(outcome.upstreamCalls)
-    if (chunks.length > 1) telemetry.splits.inc()
-    if (outcome.bisections > 0) telemetry.bisections.inc(outcome.bisections)
+  const { metrics } = options
+  if (metrics) {
+    metrics.callsPerRequest.observe(outcome.upstreamCalls)
+    if (chunks.length > 1) metrics.splits.inc()
+    if (outcome.bisections > 0) metrics.bisections.inc(outcome.bisections)
   }
   if (fatal !== undefined) throw fatal
   return outcome

@@ -36,7 +36,8 @@ async function trip(
   for (let i = 0; i < 10 && app.incode.breakerState(endpoint) !== 'open'; i++) await app.inject(request)
 }
 
-const lookups = (app: FastifyInstance, result: string) => metricValue(app.telemetry.cacheLookups, { result })
+const lookups = (app: FastifyInstance, result: string) =>
+  metricValue(app.gatewayMetrics.cacheLookups, { result })
 
 void t.test(
   "the base64 endpoint's open breaker does not make a cached link a HIT_WHILE_BREAKER_OPEN",

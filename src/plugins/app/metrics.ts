@@ -5,7 +5,7 @@ import fp from 'fastify-plugin'
 /** HTTP request metrics (fastify-metrics) on the service's own registry, and GET /metrics. */
 export default fp(
   async function metricsPlugin(app: FastifyInstance) {
-    const { registry } = app.telemetry
+    const { registry } = app.gatewayMetrics
     // fastify-metrics is CommonJS with its plugin on `default`.
     await app.register(fastifyMetricsModule.default, {
       endpoint: null,

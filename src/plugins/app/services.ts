@@ -26,7 +26,8 @@ declare module 'fastify' {
     /** Bounds the base64 answer bytes held across all requests. */
     answerMemory: ByteBudget
     readiness: Readiness
-    telemetry: Metrics
+    /** The service's own Prometheus metrics (app.metrics is fastify-metrics' decorator). */
+    gatewayMetrics: Metrics
     /** The service's clock (tests inject a fake one). */
     now: () => number
     linkDeps: LinkLookupDeps
@@ -78,12 +79,12 @@ export default fp(
       'answerMemory',
       new ByteBudget(config.ANSWER_MEMORY_BYTES, config.ANSWER_MEMORY_PER_CALLER_BYTES),
     )
-    app.decorate('telemetry', metrics)
+    app.decorate('gatewayMetrics', metrics)
     app.decorate('now', now ?? Date.now)
     app.decorate('linkDeps', {
       incode: app.incode,
       linkCache: app.linkCache,
-      telemetry: metrics,
+      metrics,
       now: app.now,
       deadlineMs: config.REQUEST_DEADLINE_MS,
     })

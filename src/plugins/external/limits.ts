@@ -39,7 +39,7 @@ function rateLimited(max: number, after: string, ttlMs: number): AppError {
 /** Per-caller rate limits, and load shedding when the event loop lags. */
 export default fp(
   async function limitsPlugin(app: FastifyInstance) {
-    const { config, telemetry: metrics } = app
+    const { config, gatewayMetrics: metrics } = app
     await app.register(underPressure, {
       maxEventLoopDelay: config.SHED_EVENT_LOOP_DELAY_MS,
       // A sample in which the loop never turned reads as an infinite delay (under-pressure sheds
