@@ -79,17 +79,17 @@ async function startRedisProcess(binary: string): Promise<RedisProcess> {
     const child = startChild('redis-server', binary, args)
     // redis-server answers no HTTP; ready when PING answers on its port, failed if it exits first.
     const { Redis } = await import('ioredis')
-    const client = new Redis({ port, host: '127.0.0.1', lazyConnect: true, retryStrategy: () => 50 })
-    client.on('error', () => {})
-    try {
-      await Promise.race([
-        client.connect().then(() => client.ping()),
-        child.exited.then(() => {
-          throw new Error(`redis-server exited while starting:\n${child.output()}`)
-        }),
-      ])
-    } finally {
+    for (;;) {
+      if (!child.isRunning()) throw new Error(`redis-server exited while starting:\n${child.output()}`)
+      const client = new Redis({ port, host: '127.0.0.1', lazyConnect: true, retryStrategy: () => null })
+      client.on('error', () => {})
+      const answered = await client
+        .connect()
+        .then(() => client.ping())
+        .catch(() => undefined)
       client.disconnect()
+      if (answered === 'PONG') break
+      await new Promise((resolve) => setTimeout(resolve, 50))
     }
     return child
   }
