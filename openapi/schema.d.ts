@@ -1798,8 +1798,8 @@ export interface operations {
                     "X-Request-Id"?: string;
                     /** @description Images and links are never stored by shared caches. */
                     "Cache-Control"?: "no-store, private";
-                    /** @description HIT: every link came from the cache; MISS: Incode was asked. */
-                    "X-Cache"?: "HIT" | "MISS";
+                    /** @description HIT: every requested type came from the cache; MISS: none did; PARTIAL: some did. */
+                    "X-Cache"?: "HIT" | "MISS" | "PARTIAL";
                     /** @description Requests allowed per window for this caller. */
                     "X-RateLimit-Limit"?: number;
                     /** @description Requests left in the current window. */
@@ -2246,8 +2246,8 @@ export interface operations {
                     "X-Request-Id"?: string;
                     /** @description Images and links are never stored by shared caches. */
                     "Cache-Control"?: "no-store, private";
-                    /** @description HIT: every link came from the cache; MISS: Incode was asked. */
-                    "X-Cache"?: "HIT" | "MISS";
+                    /** @description HIT: every requested type came from the cache; MISS: none did; PARTIAL: some did. */
+                    "X-Cache"?: "HIT" | "MISS" | "PARTIAL";
                     /** @description Requests allowed per window for this caller. */
                     "X-RateLimit-Limit"?: number;
                     /** @description Requests left in the current window. */
@@ -3032,8 +3032,8 @@ export interface operations {
                     "X-Request-Id"?: string;
                     /** @description Images and links are never stored by shared caches. */
                     "Cache-Control"?: "no-store, private";
-                    /** @description HIT: every link came from the cache; MISS: Incode was asked. */
-                    "X-Cache"?: "HIT" | "MISS";
+                    /** @description HIT: every requested type came from the cache; MISS: none did; PARTIAL: some did. */
+                    "X-Cache"?: "HIT" | "MISS" | "PARTIAL";
                     /** @description Requests allowed per window for this caller. */
                     "X-RateLimit-Limit"?: number;
                     /** @description Requests left in the current window. */
@@ -4037,8 +4037,8 @@ export interface operations {
                     "X-Request-Id"?: string;
                     /** @description Images and links are never stored by shared caches. */
                     "Cache-Control"?: "no-store, private";
-                    /** @description HIT: every link came from the cache; MISS: Incode was asked. */
-                    "X-Cache"?: "HIT" | "MISS";
+                    /** @description HIT: every requested type came from the cache; MISS: none did; PARTIAL: some did. */
+                    "X-Cache"?: "HIT" | "MISS" | "PARTIAL";
                     /** @description Requests allowed per window for this caller. */
                     "X-RateLimit-Limit"?: number;
                     /** @description Requests left in the current window. */

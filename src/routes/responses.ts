@@ -49,7 +49,11 @@ const CACHE_CONTROL = {
 }
 
 const X_CACHE = {
-  'X-Cache': str('HIT: every link came from the cache; MISS: Incode was asked.', ['HIT', 'MISS']),
+  'X-Cache': str('HIT: every requested type came from the cache; MISS: none did; PARTIAL: some did.', [
+    'HIT',
+    'MISS',
+    'PARTIAL',
+  ]),
 }
 
 export interface Documented {
