@@ -27,19 +27,29 @@ export const ImageTypeSchema = Type.Unsafe<ImageType>({
 })
 
 /**
+ * The interview ID of the examples: the demo's "small" seeded session (src/simulator/sessions.ts),
+ * so that Swagger UI's prefilled requests work against `npm run demo` as they stand.
+ */
+export const DEMO_INTERVIEW_ID = '662f1a3b9c4e5d6f7a8b9c02'
+
+/**
  * An Incode interview ID wherever a request names one (a /v1 path parameter, a drop-in `?id=`):
  * one form everywhere (see domain/interviewId.ts), so whitespace or other variants of one ID are
  * refused, never cached under other keys. `emptyMeansAbsent`: an empty value is let through, for
- * the caller to read as "not given".
+ * the caller to read as "not given". `example: false` where a prefilled ID would be wrong (a
+ * session token names its own session).
  */
-export function interviewIdSchema(description: string, options: { emptyMeansAbsent?: boolean } = {}) {
+export function interviewIdSchema(
+  description: string,
+  options: { emptyMeansAbsent?: boolean; example?: boolean } = {},
+) {
   const empty = options.emptyMeansAbsent === true
   return Type.String({
     minLength: empty ? 0 : 1,
     maxLength: INTERVIEW_ID_MAX_LENGTH,
     pattern: empty ? INTERVIEW_ID_OR_EMPTY_PATTERN : INTERVIEW_ID_PATTERN,
     description,
-    examples: ['6650a1f0c0ffee0000000001'],
+    ...(options.example === false ? {} : { examples: [DEMO_INTERVIEW_ID] }),
   })
 }
 

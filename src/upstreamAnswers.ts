@@ -32,6 +32,9 @@ export interface UpstreamStatusAnswer {
   wholeRequest: boolean
 }
 
+/** Endpoints whose 404 means that Incode does not know the interview. */
+const INTERVIEW_ENDPOINTS: ReadonlySet<string> = new Set(['images', 'imageLinks', 'secondIdImages'])
+
 /** Incode's statuses that are about the request itself, whichever part of it was being fetched. */
 const WHOLE_REQUEST_STATUSES: ReadonlySet<number> = new Set([400, 401, 403, 404])
 
@@ -43,7 +46,10 @@ const WHOLE_REQUEST_STATUSES: ReadonlySet<number> = new Set([400, 401, 403, 404]
  * - 400, 404 and 413 are the caller's request and keep their status;
  * - 429 (Incode's rate limit) is 503: retry later; 503 and 504 keep theirs;
  * - anything else (500, Incode's 502, the unexpected) is 502: the caller cannot fix it.
- * The code is always UPSTREAM_<Incode's status>, so that logs and callers see what Incode said.
+ * The code is UPSTREAM_<Incode's status>, so that logs and callers see what Incode said; but a 404
+ * on an endpoint that names one interview (images, links, second ID) is Incode not knowing that
+ * interview, and says so: INTERVIEW_NOT_FOUND. (The concatenated endpoint also answers 404 for a
+ * known interview without images, so its 404 keeps the general code.)
  */
 export function upstreamStatusAnswer(facts: UpstreamStatusFacts): UpstreamStatusAnswer {
   const { status, endpoint, credential } = facts
@@ -51,6 +57,14 @@ export function upstreamStatusAnswer(facts: UpstreamStatusFacts): UpstreamStatus
   const wholeRequest = WHOLE_REQUEST_STATUSES.has(status)
   if (credential === 'service-key/login') {
     return { status: 502, code, message: `Incode admin log-in failed with status ${status}`, wholeRequest }
+  }
+  if (status === 404 && INTERVIEW_ENDPOINTS.has(endpoint)) {
+    return {
+      status: 404,
+      code: 'INTERVIEW_NOT_FOUND',
+      message: 'Interview not found: Incode knows no interview with this ID',
+      wholeRequest,
+    }
   }
   return {
     status: serviceStatus(status, credential),

@@ -1,5 +1,5 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import { UnauthorizedError } from '../errors.js'
+import { BadRequestError, UnauthorizedError } from '../errors.js'
 import { parseJsonBody } from '../plugins/app/bodies.js'
 import type { Caller } from '../domain/calls.js'
 
@@ -51,7 +51,7 @@ export function noStore(reply: FastifyReply): FastifyReply {
 }
 
 /**
- * For the routes of `scope` whose body is optional (concatenated images) or unused (DELETE): no
+ * For the routes of `scope` whose body is optional (the drop-in concatenated images): no
  * body, or an empty JSON body, counts as `{}`, as Incode takes it, instead of failing validation
  * or JSON parsing. Call it on a plugin scope holding only such routes.
  */
@@ -65,5 +65,19 @@ export function emptyBodyIsEmptyObject(scope: FastifyInstance): void {
   })
   scope.addHook('preValidation', async (request) => {
     request.body ??= {}
+  })
+}
+
+/**
+ * For the routes of `scope` that take no body (DELETE): none, or an empty one under a JSON
+ * content type (a partner client's habit), is fine; any body is refused with a 400 saying so,
+ * rather than read and ignored.
+ */
+export function noBodyAccepted(scope: FastifyInstance): void {
+  scope.removeContentTypeParser('application/json')
+  scope.addContentTypeParser('application/json', { parseAs: 'string' }, (_request, body, done) => {
+    const text = typeof body === 'string' ? body : body.toString('utf8')
+    if (text.trim() === '') done(null, undefined)
+    else done(new BadRequestError('This route takes no request body', 'BODY_NOT_ALLOWED'))
   })
 }

@@ -1,7 +1,7 @@
 import { Type } from '@sinclair/typebox'
 import type { FastifyPluginAsync } from 'fastify'
-import { ProblemRef } from '../schemas.js'
 import { sendJsonText } from './context.js'
+import { probeAnswer, problemAnswer } from './responses.js'
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -32,8 +32,11 @@ const healthRoutes: FastifyPluginAsync = async (app) => {
     {
       schema: {
         tags: ['health'],
+        operationId: 'getLiveness',
         summary: 'Liveness: the process is up',
-        response: { 200: Status },
+        description: 'Answers while the process runs; for orchestrators. No credential.',
+        security: [],
+        response: { 200: probeAnswer('The process is up.', Status, { status: 'ok' }) },
       },
       logLevel: 'warn',
       config: { probe: true },
@@ -46,8 +49,21 @@ const healthRoutes: FastifyPluginAsync = async (app) => {
     {
       schema: {
         tags: ['health'],
+        operationId: 'getReadiness',
         summary: 'Readiness: config loaded, Incode reachable, admin token obtainable when configured',
-        response: { 200: Readiness, 503: Readiness, 500: ProblemRef },
+        description: 'Each check says whether it passed; the instance is ready when all did. No credential.',
+        security: [],
+        response: {
+          200: probeAnswer('Ready: every check passed.', Readiness, {
+            status: 'ready',
+            checks: { config: { ok: true }, upstream: { ok: true }, imageEndpoints: { ok: true } },
+          }),
+          503: probeAnswer('Not ready: a check failed (its detail says why).', Readiness, {
+            status: 'not-ready',
+            checks: { config: { ok: true }, upstream: { ok: false, detail: 'Incode is unreachable' } },
+          }),
+          500: problemAnswer('The checks themselves failed unexpectedly.', { rateLimited: false }),
+        },
       },
       logLevel: 'warn',
       config: { probe: true },

@@ -27,11 +27,17 @@ export async function concatenatedImage(
     concatenatedBody(types),
     callContext(request, reply),
   )
-  const image = scanUpstreamObject(answer.body).find((entry) => entry.key === 'image')
+  const image = concatenatedBase64(answer.body)
+  return Buffer.concat([Buffer.from('{"image":"'), image, Buffer.from('"}')])
+}
+
+/** The base64 of Incode's `{"image": …}` answer; anything else is Incode's fault (502). */
+function concatenatedBase64(body: Buffer): Buffer {
+  const image = scanUpstreamObject(body).find((entry) => entry.key === 'image')
   if (image?.kind !== 'string' || image.raw.length === 0) {
     throw new UpstreamBadResponseError('Incode answered without a concatenated image')
   }
-  return Buffer.concat([Buffer.from('{"image":"'), image.raw, Buffer.from('"}')])
+  return image.raw
 }
 
 /** Incode's answer as it gave it: status, content type and body. */
@@ -41,7 +47,10 @@ export interface ForwardedAnswer {
   body: Buffer
 }
 
-/** Drop-in: the concatenated image as Incode answers it, whatever its status. */
+/**
+ * Drop-in: the concatenated image as Incode answers it, whatever its status; but a success that
+ * does not hold an image (not JSON, no `image`) is never passed on as one: 502, as on every route.
+ */
 export async function forwardConcatenated(
   request: FastifyRequest,
   reply: FastifyReply,
@@ -56,6 +65,7 @@ export async function forwardConcatenated(
     callContext(request, reply),
     { zeroPath },
   )
+  if (answer.status >= 200 && answer.status < 300) concatenatedBase64(answer.body)
   return {
     status: answer.status,
     contentType: answer.headers['content-type'] ?? 'application/json',

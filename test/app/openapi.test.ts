@@ -1,11 +1,16 @@
 import { readFile } from 'node:fs/promises'
 import t from 'tap'
-import { generateOpenApi, OPENAPI_FILE } from '../../scripts/openapi.js'
+import { generateOpenApi, generateTypes, OPENAPI_FILE, TYPES_FILE } from '../../scripts/openapi.js'
 
 t.test('the committed OpenAPI document matches the routes', async (t) => {
   const generated = await generateOpenApi()
   const committed = await readFile(OPENAPI_FILE, 'utf8')
   t.equal(committed, generated, 'openapi/openapi.json is current (run `npm run openapi` to refresh it)')
+  t.equal(
+    await readFile(TYPES_FILE, 'utf8'),
+    await generateTypes(generated),
+    'openapi/schema.d.ts, the client types, is current (run `npm run openapi` to refresh it)',
+  )
   const doc = JSON.parse(generated)
   for (const path of [
     '/v1/sessions/{interviewId}/images',

@@ -176,7 +176,7 @@ t.test('the refusal arrives first: 404, and the other parts are not waited for',
   t.equal(answer.status, 404, "Incode's status")
   t.match(answer.contentType, /^application\/problem\+json/, 'a problem')
   const problem: Json = JSON.parse(answer.text)
-  t.equal(problem.code, 'UPSTREAM_404', 'the problem names the refusal')
+  t.equal(problem.code, 'INTERVIEW_NOT_FOUND', 'the problem names the refusal: the interview is unknown')
   t.ok(proxy.forwarded + proxy.othersAborted > 0, 'the other parts were asked for')
   t.equal(verdict(answer), 'request failed', 'the request failed')
 })

@@ -38,8 +38,27 @@ void t.test("one mapper: Incode's status and the credential used decide the answ
   for (const [status, credential, expected] of table) {
     const answer = upstreamStatusAnswer(facts(status, credential))
     t.equal(answer.status, expected, `Incode ${status} with the ${credential} → ${expected}`)
-    t.equal(answer.code, `UPSTREAM_${status}`, `Incode ${status} with the ${credential}: the code names it`)
+    const code = status === 404 ? 'INTERVIEW_NOT_FOUND' : `UPSTREAM_${status}`
+    t.equal(answer.code, code, `Incode ${status} with the ${credential}: the code names it`)
   }
+})
+
+void t.test('a 404 on an interview endpoint says the interview was not found', async (t) => {
+  for (const endpoint of ['images', 'imageLinks', 'secondIdImages']) {
+    for (const credential of ['caller-token', 'admin-token'] as const) {
+      const answer = upstreamStatusAnswer({ status: 404, body: incodeBody, endpoint, credential })
+      t.equal(answer.code, 'INTERVIEW_NOT_FOUND', `${endpoint}, ${credential}: the code says not found`)
+      t.match(answer.message, /^Interview not found/, `${endpoint}, ${credential}: so does the detail`)
+    }
+  }
+  // Incode's concatenated endpoint also answers 404 for a known interview without images.
+  const concatenated = upstreamStatusAnswer({
+    status: 404,
+    body: incodeBody,
+    endpoint: 'concatenatedImages',
+    credential: 'admin-token',
+  })
+  t.equal(concatenated.code, 'UPSTREAM_404', 'the concatenated endpoint keeps the general code')
 })
 
 void t.test('the messages name the endpoint, or the failed log-in', async (t) => {

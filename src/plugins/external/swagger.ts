@@ -5,6 +5,7 @@ import swagger from '@fastify/swagger'
 import swaggerUi from '@fastify/swagger-ui'
 import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
+import { BODY_OPTIONAL } from '../../routes/responses.js'
 
 export const OPENAPI_INFO = {
   title: 'Incode image gateway',
@@ -28,6 +29,24 @@ function swaggerUiFiles(): { baseDir: string; logo: { type: string; content: Buf
   return { baseDir, logo: { type: 'image/svg+xml', content: readFileSync(path.join(baseDir, 'logo.svg')) } }
 }
 
+type Operation = Record<string, unknown> & { requestBody?: { required?: boolean } }
+
+/**
+ * The last step of generating the document: the operations marked BODY_OPTIONAL get a body that
+ * is not required (@fastify/swagger writes every body as required), and lose the mark.
+ */
+function finishDocument<T>(document: T): T {
+  const paths = (document as { paths?: Record<string, Record<string, Operation>> }).paths ?? {}
+  for (const operations of Object.values(paths)) {
+    for (const operation of Object.values(operations)) {
+      if (!(BODY_OPTIONAL in operation)) continue
+      Reflect.deleteProperty(operation, BODY_OPTIONAL)
+      if (operation.requestBody) operation.requestBody.required = false
+    }
+  }
+  return document
+}
+
 /** OpenAPI document generated from the routes' schemas, and Swagger UI at /docs. */
 export default fp(
   async function swaggerPlugin(app: FastifyInstance) {
@@ -35,6 +54,12 @@ export default fp(
       openapi: {
         openapi: '3.1.0',
         info: OPENAPI_INFO,
+        // Relative: the service that serves the document (Swagger UI's Execute goes to the host the
+        // page came from, whatever its name); the demo's address for generated clients.
+        servers: [
+          { url: '/', description: 'The service serving this document' },
+          { url: 'http://127.0.0.1:3000', description: 'The demo (npm run demo)' },
+        ],
         tags: [
           { name: 'images', description: 'Base64 images, split and merged' },
           { name: 'links', description: 'Temporary image links, cached short of their expiry' },
@@ -43,12 +68,32 @@ export default fp(
         ],
         components: {
           securitySchemes: {
-            apiKey: { type: 'apiKey', in: 'header', name: 'x-api-key', description: 'Partner API key' },
-            sessionToken: { type: 'apiKey', in: 'header', name: 'X-Incode-Session-Token' },
-            incodeToken: { type: 'apiKey', in: 'header', name: 'X-Incode-Hardware-Id' },
+            apiKey: {
+              type: 'apiKey',
+              in: 'header',
+              name: 'x-api-key',
+              description:
+                "A partner service's API key, issued by this service's operators (API_KEYS); its scopes say which routes it may call. The demo's is `demo-partner-key`.",
+            },
+            sessionToken: {
+              type: 'apiKey',
+              in: 'header',
+              name: 'X-Incode-Session-Token',
+              description:
+                "A frontend's Incode session token: the token Incode gave when the onboarding session started (`/omni/start`). It names its own session. `npm run demo` prints one per seeded session.",
+            },
+            incodeToken: {
+              type: 'apiKey',
+              in: 'header',
+              name: 'X-Incode-Hardware-Id',
+              description:
+                "The Incode token an Incode client already sends: a session token (from `/omni/start`), or an admin token (from Incode's executive log-in) on the non-/0 paths with `?id=`.",
+            },
           },
         },
       },
+      transformObject: (document) =>
+        'openapiObject' in document ? finishDocument(document.openapiObject) : {},
       refResolver: {
         buildLocalReference: (json, _baseUri, _fragment, i) =>
           typeof json.$id === 'string' ? json.$id : `def-${i}`,

@@ -9,23 +9,44 @@ import type { Caller } from '../../domain/calls.js'
 import { streamImages } from '../../services/base64Images.js'
 import { concatenatedImage } from '../../services/concatenatedImage.js'
 import { lookupLinks } from '../../services/linkLookup.js'
-import { emptyBodyIsEmptyObject, noStore, sendJsonText, sessionCaller } from '../context.js'
+import { emptyBodyIsEmptyObject, noBodyAccepted, noStore, sendJsonText, sessionCaller } from '../context.js'
+import { BODY_OPTIONAL, imagesAnswer, jsonAnswer, linksAnswer, problemAnswers } from '../responses.js'
 import {
+  CONCATENATED_ANSWER_EXAMPLE,
+  IMAGE_ROUTE_ERRORS,
+  IMAGES_ANSWER_EXAMPLE,
   imagesBody,
   InterviewParams,
   InvalidatedResponse,
-  problemResponses,
-  SessionTokenHeaders,
+  LINKS_ANSWER_EXAMPLE,
+  LINKS_EXAMPLE,
   v1Schemas,
 } from './schemas.js'
+
+const BY_ID =
+  'For partner services: the interview is named in the path, and the service calls Incode with its own admin token.'
+const BY_TOKEN =
+  "For frontends: the session token names its own session, and is forwarded to Incode as the caller's credential."
+const BASE64 =
+  "Each image is base64 exactly as Incode sent it. Requests whose images together would exceed Incode's 10 MB answer cap are split into several calls and merged; a single image over the cap is reported under `errors`."
 
 /** The /v1 routes: partner services by interview ID (admin token), frontends by session token. */
 const v1Routes: FastifyPluginAsyncTypebox = async (app) => {
   for (const schema of v1Schemas) app.addSchema(schema)
   const Body = imagesBody(app.config.MAX_IMAGES_PER_REQUEST)
+  const LinksBody = imagesBody(app.config.MAX_IMAGES_PER_REQUEST, { example: LINKS_EXAMPLE })
   const OptionalBody = imagesBody(app.config.MAX_IMAGES_PER_REQUEST, { optional: true })
-  const ImagesRef = Type.Ref('ImagesResponse')
-  const LinksRef = Type.Ref('LinksResponse')
+  const errors = problemAnswers(IMAGE_ROUTE_ERRORS)
+  const imagesOk = imagesAnswer(
+    'Every requested type, in exactly one of images, missing or errors.',
+    Type.Ref('ImagesResponse'),
+    IMAGES_ANSWER_EXAMPLE,
+  )
+  const linksOk = linksAnswer(
+    'Links for every requested type that has one; the others are listed as missing.',
+    Type.Ref('LinksResponse'),
+    LINKS_ANSWER_EXAMPLE,
+  )
 
   const adminCaller = (interviewId: string): Caller => {
     if (!app.adminTokens) throw new AdminNotConfiguredError()
@@ -43,11 +64,13 @@ const v1Routes: FastifyPluginAsyncTypebox = async (app) => {
       config: { scope: 'images:read' },
       schema: {
         tags: ['images'],
+        operationId: 'getSessionImages',
         summary: 'Latest images of a session as base64, split under the 10 MB cap and merged',
+        description: `${BY_ID} ${BASE64}`,
         params: InterviewParams,
         security: [{ apiKey: [] }],
         body: Body,
-        response: { 200: ImagesRef, ...problemResponses },
+        response: { 200: imagesOk, ...errors },
       },
     },
     async (request, reply) => {
@@ -62,11 +85,12 @@ const v1Routes: FastifyPluginAsyncTypebox = async (app) => {
     {
       schema: {
         tags: ['images'],
+        operationId: 'getOwnSessionImages',
         summary: "Latest images of the session token's own session as base64",
-        headers: SessionTokenHeaders,
+        description: `${BY_TOKEN} ${BASE64}`,
         security: [{ sessionToken: [] }],
         body: Body,
-        response: { 200: ImagesRef, ...problemResponses },
+        response: { 200: imagesOk, ...errors },
       },
     },
     async (request, reply) => {
@@ -85,11 +109,13 @@ const v1Routes: FastifyPluginAsyncTypebox = async (app) => {
       config: { scope: 'images:read' },
       schema: {
         tags: ['images'],
+        operationId: 'getSessionSecondIdImages',
         summary: "The second ID document's images as base64",
+        description: `${BY_ID} Images of the second ID document of a two-document session; types it lacks are missing. ${BASE64}`,
         params: InterviewParams,
         security: [{ apiKey: [] }],
         body: Body,
-        response: { 200: ImagesRef, ...problemResponses },
+        response: { 200: imagesOk, ...errors },
       },
     },
     async (request, reply) => {
@@ -99,7 +125,8 @@ const v1Routes: FastifyPluginAsyncTypebox = async (app) => {
     },
   )
 
-  // The body is optional: its own scope reads no body, or an empty one, as {}.
+  // The body is optional, and documented so (BODY_OPTIONAL): its own scope reads no body, or an
+  // empty one, as {}.
   await app.register(async (scope) => {
     emptyBodyIsEmptyObject(scope)
     scope.withTypeProvider<TypeBoxTypeProvider>().post(
@@ -108,11 +135,21 @@ const v1Routes: FastifyPluginAsyncTypebox = async (app) => {
         config: { scope: 'images:read' },
         schema: {
           tags: ['images'],
+          operationId: 'getSessionConcatenatedImage',
           summary: 'All latest images combined into one JPEG',
+          description: `${BY_ID} Incode combines the latest images (every type when the body or its list is left out, else the listed ones) into one JPEG, answered as base64.`,
           params: InterviewParams,
           security: [{ apiKey: [] }],
           body: OptionalBody,
-          response: { 200: Type.Ref('ConcatenatedResponse'), ...problemResponses },
+          response: {
+            200: imagesAnswer(
+              'The combined image.',
+              Type.Ref('ConcatenatedResponse'),
+              CONCATENATED_ANSWER_EXAMPLE,
+            ),
+            ...errors,
+          },
+          [BODY_OPTIONAL]: true,
         },
       },
       async (request, reply) => {
@@ -149,11 +186,13 @@ const v1Routes: FastifyPluginAsyncTypebox = async (app) => {
       config: { scope: 'links:read' },
       schema: {
         tags: ['links'],
+        operationId: 'getSessionImageLinks',
         summary: 'Temporary links to every attempt of each image type, cached short of their expiry',
+        description: `${BY_ID} Links are cached until shortly before they expire (X-Cache says whether the cache answered); cropped types have no links and are listed as missing.`,
         params: InterviewParams,
         security: [{ apiKey: [] }],
-        body: Body,
-        response: { 200: LinksRef, ...problemResponses },
+        body: LinksBody,
+        response: { 200: linksOk, ...errors },
       },
     },
     async (request, reply) =>
@@ -165,33 +204,36 @@ const v1Routes: FastifyPluginAsyncTypebox = async (app) => {
     {
       schema: {
         tags: ['links'],
+        operationId: 'getOwnSessionImageLinks',
         summary: "Temporary links for the session token's own session",
-        headers: SessionTokenHeaders,
+        description: `${BY_TOKEN} Cached per token, as the partner route's links are per interview.`,
         security: [{ sessionToken: [] }],
-        body: Body,
-        response: { 200: LinksRef, ...problemResponses },
+        body: LinksBody,
+        response: { 200: linksOk, ...errors },
       },
     },
     async (request, reply) => serveLinks(request, reply, sessionCaller(request), request.body.images),
   )
 
-  // No body is read; a partner client sending its usual JSON content type with none is fine.
+  // Takes no body, as documented; a partner client sending its usual JSON content type with an
+  // empty one is fine, a body is refused (400 BODY_NOT_ALLOWED).
   await app.register(async (scope) => {
-    emptyBodyIsEmptyObject(scope)
+    noBodyAccepted(scope)
     scope.withTypeProvider<TypeBoxTypeProvider>().delete(
       '/sessions/:interviewId/image-links',
       {
         config: { scope: 'cache:write' },
         schema: {
           tags: ['links'],
+          operationId: 'invalidateSessionImageLinks',
           summary: "Drop the cached links of a session (e.g. after a new capture), its frontends' included",
+          description:
+            'Takes no request body. The next links request for the interview, by ID or by any of its session tokens, asks Incode again.',
           params: InterviewParams,
           security: [{ apiKey: [] }],
           response: {
-            200: InvalidatedResponse,
-            400: problemResponses[400],
-            401: problemResponses[401],
-            403: problemResponses[403],
+            200: jsonAnswer('How many cached entries were dropped.', InvalidatedResponse, { dropped: 2 }),
+            ...problemAnswers([400, 401, 403, 413, 415, 429] as const),
           },
         },
       },

@@ -1,28 +1,44 @@
-import { Type } from '@sinclair/typebox'
-import { ImageTypeSchema, interviewIdSchema, ProblemRef, refTo } from '../../schemas.js'
+import { Type, type TSchema } from '@sinclair/typebox'
+import { IMAGE_TYPES, IMAGE_TYPE_INFO, type ImageType } from '../../domain/imageTypes.js'
+import { ImageTypeSchema, interviewIdSchema, refTo } from '../../schemas.js'
 
 const ImageTypeRef = refTo(ImageTypeSchema)
 
-export function imagesBody(maxItems: number, options: { optional?: boolean } = {}) {
+/** Types Incode links (cropped ones it does not): the only keys a links answer can hold. */
+const LINKABLE_TYPES = IMAGE_TYPES.filter((type) => IMAGE_TYPE_INFO[type].linkable)
+
+/** An object keyed by image types, so that generated clients know the keys (`images.selfy` fails). */
+function byImageType<T extends TSchema>(types: readonly ImageType[], value: T, description: string) {
+  const properties: Record<string, TSchema> = {}
+  for (const type of types) properties[type] = Type.Optional(value)
+  return Type.Unsafe<Partial<Record<ImageType, T['static']>>>(
+    Type.Object(properties, { additionalProperties: false, description }),
+  )
+}
+
+/** Request examples that work against the demo's seeded sessions as they stand. */
+export const IMAGES_EXAMPLE = { images: ['selfie', 'fullFrameFrontID', 'croppedFace'] }
+export const LINKS_EXAMPLE = { images: ['selfie', 'fullFrameFrontID'] }
+
+export function imagesBody(
+  maxItems: number,
+  options: { optional?: boolean; example?: { images: string[] } } = {},
+) {
   const images = Type.Array(ImageTypeRef, {
     minItems: 1,
     maxItems,
-    description: 'Image types to fetch; duplicates are folded.',
+    description: options.optional
+      ? 'Image types to combine, duplicates folded; all of them when left out.'
+      : 'Image types to fetch; duplicates are folded.',
   })
   return Type.Object(
     { images: options.optional ? Type.Optional(images) : images },
-    { additionalProperties: false, examples: [{ images: ['selfie', 'fullFrameFrontID', 'croppedFace'] }] },
+    { additionalProperties: false, examples: [options.example ?? IMAGES_EXAMPLE] },
   )
 }
 
 export const InterviewParams = Type.Object({
   interviewId: interviewIdSchema('Incode interview (session) ID.'),
-})
-
-export const SessionTokenHeaders = Type.Object({
-  'x-incode-session-token': Type.Optional(
-    Type.String({ description: "The frontend's Incode session token (required; 401 without it)." }),
-  ),
 })
 
 const TypeFailure = Type.Object({
@@ -33,27 +49,33 @@ const TypeFailure = Type.Object({
 
 export const ImagesResponse = Type.Object(
   {
-    images: Type.Record(Type.String(), Type.String({ contentEncoding: 'base64' }), {
-      description: 'Image type → base64 JPEG (no data: prefix), byte-identical to what Incode sent.',
-    }),
+    images: byImageType(
+      IMAGE_TYPES,
+      Type.String({ contentEncoding: 'base64', contentMediaType: 'image/jpeg' }),
+      'Image type → base64 JPEG (no data: prefix), byte-identical to what Incode sent.',
+    ),
     missing: Type.Array(ImageTypeRef, { description: 'Requested types the session has no image for.' }),
-    errors: Type.Record(Type.String(), TypeFailure, {
-      description:
-        'Requested types that could not be fetched, with why. Every requested type is in exactly one of images, missing, errors.',
-    }),
+    errors: byImageType(
+      IMAGE_TYPES,
+      TypeFailure,
+      'Requested types that could not be fetched, with why. Every requested type is in exactly one of images, missing, errors.',
+    ),
   },
   { $id: 'ImagesResponse' },
 )
 
 const LinkAttempt = Type.Object({
   capturedAt: Type.String({ format: 'date-time' }),
-  url: Type.String(),
+  url: Type.String({ description: "Temporary link to this attempt's image, for a browser to open." }),
   expiresAt: Type.String({ format: 'date-time' }),
 })
 
 export const LinkEntrySchema = Type.Object(
   {
-    url: Type.String({ description: 'Temporary link to the latest image.' }),
+    url: Type.String({
+      description:
+        'Temporary link to the latest image, for a browser (an <img> or a new tab) to open as it is until expiresAt; no credential is needed.',
+    }),
     expiresAt: Type.String({ format: 'date-time', description: "The latest link's own expiry." }),
     attempts: Type.Array(LinkAttempt, { description: 'Every capture attempt, newest first.' }),
   },
@@ -62,7 +84,11 @@ export const LinkEntrySchema = Type.Object(
 
 export const LinksResponse = Type.Object(
   {
-    images: Type.Record(Type.String(), refTo(LinkEntrySchema)),
+    images: byImageType(
+      LINKABLE_TYPES,
+      refTo(LinkEntrySchema),
+      'Image type → its links (only types Incode links: no cropped ones).',
+    ),
     missing: Type.Array(ImageTypeRef, {
       description: 'Requested types with no link (no capture, or cropped types, which Incode does not link).',
     }),
@@ -81,14 +107,32 @@ export const InvalidatedResponse = Type.Object({
 
 export const v1Schemas = [LinkEntrySchema, ImagesResponse, LinksResponse, ConcatenatedResponse]
 
-/** Error answers every /v1 image route can give, all problem+json. */
-export const problemResponses = {
-  400: ProblemRef,
-  401: ProblemRef,
-  403: ProblemRef,
-  404: ProblemRef,
-  499: ProblemRef,
-  502: ProblemRef,
-  503: ProblemRef,
-  504: ProblemRef,
+/** The first bytes of a JPEG, as base64 (an example: a real image is some hundred KB). */
+const JPEG_BASE64 = '/9j/4AAQSkZJRgABAQAAAQABAAD/2wBD'
+
+/** Answer examples, in the shape the demo's small session gives. */
+export const IMAGES_ANSWER_EXAMPLE = {
+  images: { selfie: JPEG_BASE64, fullFrameFrontID: JPEG_BASE64, croppedFace: JPEG_BASE64 },
+  missing: [],
+  errors: {},
 }
+export const LINKS_ANSWER_EXAMPLE = {
+  images: {
+    selfie: {
+      url: 'https://incode-demo.s3.amazonaws.com/selfie.jpg?X-Amz-Expires=900&X-Amz-Signature=…',
+      expiresAt: '2026-01-01T12:15:00.000Z',
+      attempts: [
+        {
+          capturedAt: '2026-01-01T12:00:00.000Z',
+          url: 'https://incode-demo.s3.amazonaws.com/selfie.jpg?X-Amz-Expires=900&X-Amz-Signature=…',
+          expiresAt: '2026-01-01T12:15:00.000Z',
+        },
+      ],
+    },
+  },
+  missing: [],
+}
+export const CONCATENATED_ANSWER_EXAMPLE = { image: JPEG_BASE64 }
+
+/** Error answers every /v1 image route can give. */
+export const IMAGE_ROUTE_ERRORS = [400, 401, 403, 404, 413, 415, 429, 502, 503, 504] as const
