@@ -9,6 +9,7 @@ import type { Caller } from '../../domain/calls.js'
 import { streamImages } from '../../services/base64Images.js'
 import { concatenatedImage } from '../../services/concatenatedImage.js'
 import { lookupLinks } from '../../services/linkLookup.js'
+import singleImageRoutes from './singleImage.js'
 import { emptyBodyIsEmptyObject, noStore, sendJsonText, sessionCaller } from '../context.js'
 import {
   imagesBody,
@@ -122,6 +123,8 @@ const v1Routes: FastifyPluginAsyncTypebox = async (app) => {
       },
     )
   })
+
+  await app.register(singleImageRoutes)
 
   // ---- links --------------------------------------------------------------------------------
   const serveLinks = async (
