@@ -1,10 +1,10 @@
-import { readFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import path from 'node:path'
 import swagger from '@fastify/swagger'
 import swaggerUi from '@fastify/swagger-ui'
 import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
+import { docsUiOptions } from './docsUi.js'
 
 export const OPENAPI_INFO = {
   title: 'Incode image gateway',
@@ -20,12 +20,12 @@ export const OPENAPI_INFO = {
  * service is bundled into one file (scripts/bundle.ts), swagger-ui's code included, while its
  * files stay in its package folder.
  */
-function swaggerUiFiles(): { baseDir: string; logo: { type: string; content: Buffer } } {
+function swaggerUiFiles(): { baseDir: string } {
   const baseDir = path.join(
     path.dirname(createRequire(import.meta.url).resolve('@fastify/swagger-ui')),
     'static',
   )
-  return { baseDir, logo: { type: 'image/svg+xml', content: readFileSync(path.join(baseDir, 'logo.svg')) } }
+  return { baseDir }
 }
 
 /** OpenAPI document generated from the routes' schemas, and Swagger UI at /docs. */
@@ -54,12 +54,7 @@ export default fp(
           typeof json.$id === 'string' ? json.$id : `def-${i}`,
       },
     })
-    await app.register(swaggerUi, {
-      routePrefix: '/docs',
-      uiConfig: { tryItOutEnabled: true },
-      staticCSP: true,
-      ...swaggerUiFiles(),
-    })
+    await app.register(swaggerUi, { ...docsUiOptions(), ...swaggerUiFiles() })
   },
   { name: 'swagger' },
 )
