@@ -174,3 +174,24 @@ t.test('a partner key without images:read is refused', async (t) => {
   assertProblem(t, await get(h, url, {}), 401, 'API_KEY_MISSING', 'no key')
   t.equal(h.simulator.callsTo('images').length, 0, 'Incode was never called')
 })
+
+t.test('a frontend on another origin may send If-None-Match and read the ETag', async (t) => {
+  const origin = 'https://app.example.test'
+  const h = await buildForRoutes(t, { env: { CORS_ORIGINS: origin } })
+  const preflight = await h.app.inject({
+    method: 'OPTIONS',
+    url: '/v1/session/images/selfie',
+    headers: {
+      origin,
+      'access-control-request-method': 'GET',
+      'access-control-request-headers': 'x-incode-session-token, if-none-match',
+    },
+  })
+  t.match(String(preflight.headers['access-control-allow-headers']), /if-none-match/, 'If-None-Match allowed')
+  const res = await get(h, '/v1/session/images/selfie', {
+    origin,
+    'x-incode-session-token': h.simulator.sessionToken(small),
+  })
+  t.equal(res.statusCode, 200, '200')
+  t.match(String(res.headers['access-control-expose-headers']), /\betag\b/, 'ETag exposed to the page')
+})
