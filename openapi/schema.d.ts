@@ -123,6 +123,46 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/sessions/{interviewId}/images/{type}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The latest image of one type as JPEG bytes
+         * @description The latest capture of one image type as JPEG bytes, decoded from Incode's base64 answer: what an `<img>` or a file download needs, rather than base64 in JSON. Never stored by shared caches (`Cache-Control: no-store, private`); the strong `ETag` is the SHA-256 of the bytes, so a caller holding them sends `If-None-Match` and gets 304. 404 `IMAGE_NOT_FOUND` when the session has no image of that type; 502 `IMAGE_TOO_LARGE` when that image alone exceeds Incode's 10 MB answer cap; 502 `UPSTREAM_NOT_JPEG` when Incode sent bytes that are not a JPEG.
+         */
+        get: operations["getSessionImage"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/session/images/{type}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The latest image of one type of the session token's own session, as JPEG bytes
+         * @description The latest capture of one image type as JPEG bytes, decoded from Incode's base64 answer: what an `<img>` or a file download needs, rather than base64 in JSON. Never stored by shared caches (`Cache-Control: no-store, private`); the strong `ETag` is the SHA-256 of the bytes, so a caller holding them sends `If-None-Match` and gets 304. 404 `IMAGE_NOT_FOUND` when the session has no image of that type; 502 `IMAGE_TOO_LARGE` when that image alone exceeds Incode's 10 MB answer cap; 502 `UPSTREAM_NOT_JPEG` when Incode sent bytes that are not a JPEG.
+         */
+        get: operations["getOwnSessionImage"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/sessions/{interviewId}/image-links": {
         parameters: {
             query?: never;
@@ -1675,6 +1715,467 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Rate limited: too many requests from this caller; retry after Retry-After seconds. */
+            429: {
+                headers: {
+                    /** @description This request's ID, in logs and sent to Incode; a caller's plain x-request-id is kept. */
+                    "X-Request-Id"?: string;
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    /** @description Requests allowed per window for this caller. */
+                    "X-RateLimit-Limit"?: number;
+                    /** @description Requests left in the current window. */
+                    "X-RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets. */
+                    "X-RateLimit-Reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:RATE_LIMITED",
+                     *       "title": "Too Many Requests",
+                     *       "status": 429,
+                     *       "code": "RATE_LIMITED",
+                     *       "detail": "Rate limit of 100 requests per 1 minute exceeded"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Incode failed, or answered something unusable (not JSON, over its size cap). */
+            502: {
+                headers: {
+                    /** @description This request's ID, in logs and sent to Incode; a caller's plain x-request-id is kept. */
+                    "X-Request-Id"?: string;
+                    /** @description Requests allowed per window for this caller. */
+                    "X-RateLimit-Limit"?: number;
+                    /** @description Requests left in the current window. */
+                    "X-RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets. */
+                    "X-RateLimit-Reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The service or Incode is overloaded or unreachable; retry after Retry-After seconds when sent. */
+            503: {
+                headers: {
+                    /** @description This request's ID, in logs and sent to Incode; a caller's plain x-request-id is kept. */
+                    "X-Request-Id"?: string;
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    /** @description Requests allowed per window for this caller. */
+                    "X-RateLimit-Limit"?: number;
+                    /** @description Requests left in the current window. */
+                    "X-RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets. */
+                    "X-RateLimit-Reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Incode did not answer in time. */
+            504: {
+                headers: {
+                    /** @description This request's ID, in logs and sent to Incode; a caller's plain x-request-id is kept. */
+                    "X-Request-Id"?: string;
+                    /** @description Requests allowed per window for this caller. */
+                    "X-RateLimit-Limit"?: number;
+                    /** @description Requests left in the current window. */
+                    "X-RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets. */
+                    "X-RateLimit-Reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getSessionImage: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The ETag of a copy already held: 304 Not Modified when it is still current. */
+                "if-none-match"?: string;
+            };
+            path: {
+                /**
+                 * @description Incode interview (session) ID.
+                 * @example 662f1a3b9c4e5d6f7a8b9c02
+                 */
+                interviewId: string;
+                type: components["schemas"]["ImageType"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The JPEG image. */
+            200: {
+                headers: {
+                    /** @description This request's ID, in logs and sent to Incode; a caller's plain x-request-id is kept. */
+                    "X-Request-Id"?: string;
+                    /** @description Strong entity tag: the SHA-256 of the bytes. Send it back as If-None-Match. */
+                    ETag?: string;
+                    /** @description Images and links are never stored by shared caches. */
+                    "Cache-Control"?: "no-store, private";
+                    /** @description Requests allowed per window for this caller. */
+                    "X-RateLimit-Limit"?: number;
+                    /** @description Requests left in the current window. */
+                    "X-RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets. */
+                    "X-RateLimit-Reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "image/jpeg": string;
+                };
+            };
+            /** @description Not modified: the `If-None-Match` ETag is current. */
+            304: {
+                headers: {
+                    /** @description This request's ID, in logs and sent to Incode; a caller's plain x-request-id is kept. */
+                    "X-Request-Id"?: string;
+                    /** @description The current entity tag. */
+                    ETag?: string;
+                    /** @description Images and links are never stored by shared caches. */
+                    "Cache-Control"?: "no-store, private";
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": unknown;
+                };
+            };
+            /** @description The request is invalid (validation, a body that is not JSON): the detail says what to change. */
+            400: {
+                headers: {
+                    /** @description This request's ID, in logs and sent to Incode; a caller's plain x-request-id is kept. */
+                    "X-Request-Id"?: string;
+                    /** @description Requests allowed per window for this caller. */
+                    "X-RateLimit-Limit"?: number;
+                    /** @description Requests left in the current window. */
+                    "X-RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets. */
+                    "X-RateLimit-Reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:VALIDATION_FAILED",
+                     *       "title": "Bad Request",
+                     *       "status": 400,
+                     *       "code": "VALIDATION_FAILED",
+                     *       "detail": "body/images/0 must be one of: selfie, croppedFace, …"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The credential is missing or not valid. */
+            401: {
+                headers: {
+                    /** @description This request's ID, in logs and sent to Incode; a caller's plain x-request-id is kept. */
+                    "X-Request-Id"?: string;
+                    /** @description Requests allowed per window for this caller. */
+                    "X-RateLimit-Limit"?: number;
+                    /** @description Requests left in the current window. */
+                    "X-RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets. */
+                    "X-RateLimit-Reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:API_KEY_MISSING",
+                     *       "title": "Unauthorized",
+                     *       "status": 401,
+                     *       "code": "API_KEY_MISSING",
+                     *       "detail": "An API key is required in x-api-key"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The credential may not do this (a key without the scope, a token for another interview). */
+            403: {
+                headers: {
+                    /** @description This request's ID, in logs and sent to Incode; a caller's plain x-request-id is kept. */
+                    "X-Request-Id"?: string;
+                    /** @description Requests allowed per window for this caller. */
+                    "X-RateLimit-Limit"?: number;
+                    /** @description Requests left in the current window. */
+                    "X-RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets. */
+                    "X-RateLimit-Reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found: Incode knows no such interview, or it holds no image of the kind asked for. */
+            404: {
+                headers: {
+                    /** @description This request's ID, in logs and sent to Incode; a caller's plain x-request-id is kept. */
+                    "X-Request-Id"?: string;
+                    /** @description Requests allowed per window for this caller. */
+                    "X-RateLimit-Limit"?: number;
+                    /** @description Requests left in the current window. */
+                    "X-RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets. */
+                    "X-RateLimit-Reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:INTERVIEW_NOT_FOUND",
+                     *       "title": "Not Found",
+                     *       "status": 404,
+                     *       "code": "INTERVIEW_NOT_FOUND",
+                     *       "detail": "Interview not found: Incode knows no interview with this ID"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Rate limited: too many requests from this caller; retry after Retry-After seconds. */
+            429: {
+                headers: {
+                    /** @description This request's ID, in logs and sent to Incode; a caller's plain x-request-id is kept. */
+                    "X-Request-Id"?: string;
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    /** @description Requests allowed per window for this caller. */
+                    "X-RateLimit-Limit"?: number;
+                    /** @description Requests left in the current window. */
+                    "X-RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets. */
+                    "X-RateLimit-Reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:RATE_LIMITED",
+                     *       "title": "Too Many Requests",
+                     *       "status": 429,
+                     *       "code": "RATE_LIMITED",
+                     *       "detail": "Rate limit of 100 requests per 1 minute exceeded"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Incode failed, or answered something unusable (not JSON, over its size cap). */
+            502: {
+                headers: {
+                    /** @description This request's ID, in logs and sent to Incode; a caller's plain x-request-id is kept. */
+                    "X-Request-Id"?: string;
+                    /** @description Requests allowed per window for this caller. */
+                    "X-RateLimit-Limit"?: number;
+                    /** @description Requests left in the current window. */
+                    "X-RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets. */
+                    "X-RateLimit-Reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The service or Incode is overloaded or unreachable; retry after Retry-After seconds when sent. */
+            503: {
+                headers: {
+                    /** @description This request's ID, in logs and sent to Incode; a caller's plain x-request-id is kept. */
+                    "X-Request-Id"?: string;
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    /** @description Requests allowed per window for this caller. */
+                    "X-RateLimit-Limit"?: number;
+                    /** @description Requests left in the current window. */
+                    "X-RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets. */
+                    "X-RateLimit-Reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Incode did not answer in time. */
+            504: {
+                headers: {
+                    /** @description This request's ID, in logs and sent to Incode; a caller's plain x-request-id is kept. */
+                    "X-Request-Id"?: string;
+                    /** @description Requests allowed per window for this caller. */
+                    "X-RateLimit-Limit"?: number;
+                    /** @description Requests left in the current window. */
+                    "X-RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets. */
+                    "X-RateLimit-Reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getOwnSessionImage: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The ETag of a copy already held: 304 Not Modified when it is still current. */
+                "if-none-match"?: string;
+            };
+            path: {
+                type: components["schemas"]["ImageType"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The JPEG image. */
+            200: {
+                headers: {
+                    /** @description This request's ID, in logs and sent to Incode; a caller's plain x-request-id is kept. */
+                    "X-Request-Id"?: string;
+                    /** @description Strong entity tag: the SHA-256 of the bytes. Send it back as If-None-Match. */
+                    ETag?: string;
+                    /** @description Images and links are never stored by shared caches. */
+                    "Cache-Control"?: "no-store, private";
+                    /** @description Requests allowed per window for this caller. */
+                    "X-RateLimit-Limit"?: number;
+                    /** @description Requests left in the current window. */
+                    "X-RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets. */
+                    "X-RateLimit-Reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "image/jpeg": string;
+                };
+            };
+            /** @description Not modified: the `If-None-Match` ETag is current. */
+            304: {
+                headers: {
+                    /** @description This request's ID, in logs and sent to Incode; a caller's plain x-request-id is kept. */
+                    "X-Request-Id"?: string;
+                    /** @description The current entity tag. */
+                    ETag?: string;
+                    /** @description Images and links are never stored by shared caches. */
+                    "Cache-Control"?: "no-store, private";
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": unknown;
+                };
+            };
+            /** @description The request is invalid (validation, a body that is not JSON): the detail says what to change. */
+            400: {
+                headers: {
+                    /** @description This request's ID, in logs and sent to Incode; a caller's plain x-request-id is kept. */
+                    "X-Request-Id"?: string;
+                    /** @description Requests allowed per window for this caller. */
+                    "X-RateLimit-Limit"?: number;
+                    /** @description Requests left in the current window. */
+                    "X-RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets. */
+                    "X-RateLimit-Reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:VALIDATION_FAILED",
+                     *       "title": "Bad Request",
+                     *       "status": 400,
+                     *       "code": "VALIDATION_FAILED",
+                     *       "detail": "body/images/0 must be one of: selfie, croppedFace, …"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The credential is missing or not valid. */
+            401: {
+                headers: {
+                    /** @description This request's ID, in logs and sent to Incode; a caller's plain x-request-id is kept. */
+                    "X-Request-Id"?: string;
+                    /** @description Requests allowed per window for this caller. */
+                    "X-RateLimit-Limit"?: number;
+                    /** @description Requests left in the current window. */
+                    "X-RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets. */
+                    "X-RateLimit-Reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:API_KEY_MISSING",
+                     *       "title": "Unauthorized",
+                     *       "status": 401,
+                     *       "code": "API_KEY_MISSING",
+                     *       "detail": "An API key is required in x-api-key"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The credential may not do this (a key without the scope, a token for another interview). */
+            403: {
+                headers: {
+                    /** @description This request's ID, in logs and sent to Incode; a caller's plain x-request-id is kept. */
+                    "X-Request-Id"?: string;
+                    /** @description Requests allowed per window for this caller. */
+                    "X-RateLimit-Limit"?: number;
+                    /** @description Requests left in the current window. */
+                    "X-RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets. */
+                    "X-RateLimit-Reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found: Incode knows no such interview, or it holds no image of the kind asked for. */
+            404: {
+                headers: {
+                    /** @description This request's ID, in logs and sent to Incode; a caller's plain x-request-id is kept. */
+                    "X-Request-Id"?: string;
+                    /** @description Requests allowed per window for this caller. */
+                    "X-RateLimit-Limit"?: number;
+                    /** @description Requests left in the current window. */
+                    "X-RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets. */
+                    "X-RateLimit-Reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:INTERVIEW_NOT_FOUND",
+                     *       "title": "Not Found",
+                     *       "status": 404,
+                     *       "code": "INTERVIEW_NOT_FOUND",
+                     *       "detail": "Interview not found: Incode knows no interview with this ID"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };

@@ -81,6 +81,20 @@ export function imagesAnswer(description: string, schema: TSchema, example: unkn
   return answer(description, 'application/json', schema, { ...CACHE_CONTROL, ...RATE_LIMIT }, example)
 }
 
+/** One image as bytes (JPEG), with its strong ETag, never stored by shared caches. */
+export function imageBytesAnswer(description: string): Documented {
+  return answer(description, 'image/jpeg', { type: 'string', format: 'binary' } as unknown as TSchema, {
+    ETag: str('Strong entity tag: the SHA-256 of the bytes. Send it back as If-None-Match.'),
+    ...CACHE_CONTROL,
+    ...RATE_LIMIT,
+  })
+}
+
+/** 304 Not Modified to a conditional request: no body. */
+export function notModifiedAnswer(description: string): Pick<Documented, 'description' | 'headers'> {
+  return { description, headers: { ...REQUEST_ID, ETag: str('The current entity tag.'), ...CACHE_CONTROL } }
+}
+
 /** A links success: also says whether the cache answered. */
 export function linksAnswer(description: string, schema: TSchema, example: unknown): Documented {
   return answer(

@@ -63,8 +63,8 @@ export default fp(
     await app.register(cors, {
       origin: origins.length === 0 ? false : origins,
       methods: ['GET', 'POST', 'DELETE'],
-      allowedHeaders: ['content-type', 'x-incode-session-token', 'x-request-id'],
-      exposedHeaders: ['x-cache', 'x-request-id', 'retry-after'],
+      allowedHeaders: ['content-type', 'x-incode-session-token', 'x-request-id', 'if-none-match'],
+      exposedHeaders: ['x-cache', 'x-request-id', 'retry-after', 'etag'],
       maxAge: 600,
     })
   },

@@ -1,4 +1,3 @@
-import { readFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import path from 'node:path'
 import swagger from '@fastify/swagger'
@@ -6,6 +5,7 @@ import swaggerUi from '@fastify/swagger-ui'
 import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
 import { BODY_OPTIONAL } from '../../routes/responses.js'
+import { docsUiOptions } from './docsUi.js'
 
 export const OPENAPI_INFO = {
   title: 'Incode image gateway',
@@ -21,12 +21,12 @@ export const OPENAPI_INFO = {
  * service is bundled into one file (scripts/bundle.ts), swagger-ui's code included, while its
  * files stay in its package folder.
  */
-function swaggerUiFiles(): { baseDir: string; logo: { type: string; content: Buffer } } {
+function swaggerUiFiles(): { baseDir: string } {
   const baseDir = path.join(
     path.dirname(createRequire(import.meta.url).resolve('@fastify/swagger-ui')),
     'static',
   )
-  return { baseDir, logo: { type: 'image/svg+xml', content: readFileSync(path.join(baseDir, 'logo.svg')) } }
+  return { baseDir }
 }
 
 type Operation = Record<string, unknown> & { requestBody?: { required?: boolean } }
@@ -99,12 +99,7 @@ export default fp(
           typeof json.$id === 'string' ? json.$id : `def-${i}`,
       },
     })
-    await app.register(swaggerUi, {
-      routePrefix: '/docs',
-      uiConfig: { tryItOutEnabled: true },
-      staticCSP: true,
-      ...swaggerUiFiles(),
-    })
+    await app.register(swaggerUi, { ...docsUiOptions(), ...swaggerUiFiles() })
   },
   { name: 'swagger' },
 )

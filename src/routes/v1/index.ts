@@ -9,6 +9,7 @@ import type { Caller } from '../../domain/calls.js'
 import { streamImages } from '../../services/base64Images.js'
 import { concatenatedImage } from '../../services/concatenatedImage.js'
 import { lookupLinks } from '../../services/linkLookup.js'
+import singleImageRoutes from './singleImage.js'
 import { emptyBodyIsEmptyObject, noBodyAccepted, noStore, sendJsonText, sessionCaller } from '../context.js'
 import { BODY_OPTIONAL, imagesAnswer, jsonAnswer, linksAnswer, problemAnswers } from '../responses.js'
 import {
@@ -159,6 +160,8 @@ const v1Routes: FastifyPluginAsyncTypebox = async (app) => {
       },
     )
   })
+
+  await app.register(singleImageRoutes)
 
   // ---- links --------------------------------------------------------------------------------
   const serveLinks = async (
