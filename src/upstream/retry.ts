@@ -1,5 +1,6 @@
 import { interceptors, type Dispatcher } from 'undici'
 import type { Metrics } from '../metrics.js'
+import { activeContext, inContext, recordingSpan, type Context } from '../tracing/spans.js'
 import { errorCodeOf } from './errorCode.js'
 import type { CallRetryOptions, RequestBounds } from './types.js'
 
@@ -213,13 +214,23 @@ export class Retries {
    */
   forCall(bounds: RequestBounds): CallRetryOptions {
     this.#settings.budget.recordCall()
+    // undici asks from the socket's context: the retry is sent, and traced, in the call's own.
+    const callContext = activeContext()
     return {
       retry: (err, { state, opts }, done) =>
-        RETRYABLE_METHODS.has(opts.method) ? this.#decide(err, state.counter, bounds, done) : done(err),
+        RETRYABLE_METHODS.has(opts.method)
+          ? this.#decide(err, state.counter, bounds, inContext(callContext, done), callContext)
+          : done(err),
     }
   }
 
-  #decide(err: Error, attempts: number, bounds: RequestBounds, done: (result?: Error | null) => void): void {
+  #decide(
+    err: Error,
+    attempts: number,
+    bounds: RequestBounds,
+    done: (result?: Error | null) => void,
+    callContext: Context,
+  ): void {
     const { maxRetries, baseMs, maxDelayMs, budget, metrics } = this.#settings
     const status = (err as { statusCode?: unknown }).statusCode
     // A status error comes while undici holds that answer paused; a network error has no answer.
@@ -247,6 +258,14 @@ export class Retries {
       return
     }
     metrics?.upstreamRetries.inc({ outcome: 'retried' })
+    const span = recordingSpan(callContext)
+    if (span) {
+      span.addEvent('retry', {
+        'incode.attempt': attempts + 1,
+        'incode.retry_delay_ms': delay,
+        ...(answered ? { 'incode.status': status } : { 'error.type': errorCodeOf(err) ?? 'Error' }),
+      })
+    }
 
     const onAbort = () => {
       clearTimeout(timer)
