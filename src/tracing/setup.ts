@@ -28,7 +28,9 @@ const KNOWN_EXPORTERS = new Set(['otlp', 'console', 'none'])
 /** The OTLP protocol this service ships an exporter for (the specification's default). */
 const OTLP_PROTOCOL = 'http/protobuf'
 
-export class TracingConfigError extends Error {}
+export class TracingConfigError extends Error {
+  override name = 'TracingConfigError'
+}
 
 export interface TracingSettings {
   /** The exporters to start; empty when tracing is off. */

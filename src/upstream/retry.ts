@@ -1,6 +1,7 @@
 import { interceptors, type Dispatcher } from 'undici'
 import type { Metrics } from '../metrics.js'
-import { activeContext, inContext, recordingSpan, type Context } from '../tracing/spans.js'
+import { activeContext, recordingSpan, type Context } from '../tracing/spans.js'
+import { inFirstAttemptContext, rememberAttemptContext } from './attemptContext.js'
 import { errorCodeOf } from './errorCode.js'
 import type { CallRetryOptions, RequestBounds } from './types.js'
 
@@ -184,7 +185,11 @@ export function retryInterceptors(maxRetries: number): Dispatcher.DispatcherComp
   const track: Dispatcher.DispatcherComposeInterceptor = (dispatch) => (opts, handler) =>
     dispatch(opts, new ResponseStartTracker(handler))
   return [
+    // Innermost, as the pool sees each attempt (attemptContext.ts: each stays in its call's trace).
+    rememberAttemptContext,
     track,
+    // Outside the tracker, which wraps each attempt anew: this sees the retry handler itself.
+    inFirstAttemptContext,
     interceptors.retry({
       // The per-call callback decides; these only keep undici's own filters out of the way.
       maxRetries,
@@ -214,12 +219,12 @@ export class Retries {
    */
   forCall(bounds: RequestBounds): CallRetryOptions {
     this.#settings.budget.recordCall()
-    // undici asks from the socket's context: the retry is sent, and traced, in the call's own.
+    // undici asks from the socket's context: the retry event goes to the call's own span.
     const callContext = activeContext()
     return {
       retry: (err, { state, opts }, done) =>
         RETRYABLE_METHODS.has(opts.method)
-          ? this.#decide(err, state.counter, bounds, inContext(callContext, done), callContext)
+          ? this.#decide(err, state.counter, bounds, done, callContext)
           : done(err),
     }
   }
