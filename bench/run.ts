@@ -47,6 +47,7 @@ import {
   type Ctx,
   type ScenarioResult,
 } from './scenarios/index.js'
+import { tracingOverhead } from './scenarios/tracingOverhead.js'
 
 // ---- arguments --------------------------------------------------------------------------------
 
@@ -163,6 +164,7 @@ const SCENARIOS: Array<{ key: string; run: (ctx: Ctx) => Promise<ScenarioResult>
   { key: 'memory50', run: memory },
   { key: 'growth', run: growth },
   { key: 'coldStart', run: coldStart },
+  { key: 'tracing', run: tracingOverhead },
 ]
 
 /** The checkout's commit, whether src/ has uncommitted changes (read-only git), and the build's age. */

@@ -4,6 +4,7 @@ import { buildApp } from './app.js'
 import { ConfigError, loadConfig, type Config } from './config.js'
 import { loadEnvFileIfPresent } from './envFile.js'
 import { LazySchemaCompilers } from './schemaCompilers.js'
+import { startTracing, TracingConfigError, type Tracing } from './tracing/setup.js'
 
 /** Process concerns only: config, listen, graceful close. */
 function readConfig(): Config {
@@ -19,9 +20,23 @@ function readConfig(): Config {
   }
 }
 
+function startTracingOrExit(): Tracing | undefined {
+  try {
+    return startTracing(process.env)
+  } catch (err) {
+    if (err instanceof TracingConfigError) {
+      process.stderr.write(`Tracing configuration error: ${err.message}\n`)
+      process.exit(1)
+    }
+    throw err
+  }
+}
+
 // Settings from .env when present; the real environment wins over it.
 const envFileRead = loadEnvFileIfPresent()
 const config = readConfig()
+// Off unless OTEL_TRACES_EXPORTER names an exporter; before the app, whose Fastify it instruments.
+const tracing = startTracingOrExit()
 // Schemas compile on first use, and in the background once listening: start-up stays short.
 const lazySchemas = new LazySchemaCompilers()
 const app = await buildApp(config, { lazySchemas })
@@ -42,6 +57,8 @@ closeWithGrace({ delay: config.SHUTDOWN_GRACE_MS + LAST_ANSWERS_MS }, async ({ s
   })
   if ((await Promise.race([closed, graceOver])) !== 'grace over') {
     clearTimeout(graceTimer)
+    // The last spans are exported before the process ends.
+    await tracing?.shutdown()
     return
   }
   // Requests that outlast the grace get an answer (503, Retry-After) or, when theirs has begun,

@@ -1,4 +1,11 @@
-import { scopeForToken, type CacheSlot, type CacheStatus, type LinkCache } from '../cache/linkCache.js'
+import {
+  scopeForToken,
+  type CacheSlot,
+  type CacheStatus,
+  type LinkCache,
+  type LinkLoader,
+  type ResolvedLinks,
+} from '../cache/linkCache.js'
 import { IMAGE_TYPE_INFO, IMAGE_TYPES, type ImageType } from '../domain/imageTypes.js'
 import { normaliseLinks, type LinkEntry } from '../domain/links.js'
 import { foldTypes } from '../domain/requestedTypes.js'
@@ -7,6 +14,7 @@ import { UnauthorizedError, UpstreamBadResponseError } from '../errors.js'
 import type { Metrics } from '../metrics.js'
 import type { Caller } from '../domain/calls.js'
 import type { IncodeClient } from '../upstream/incode.js'
+import { inSpan } from '../tracing/spans.js'
 
 export interface LinkLookupDeps {
   incode: IncodeClient
@@ -64,6 +72,27 @@ function checkForm(caller: Caller, zeroPath: boolean): void {
   }
 }
 
+/**
+ * The cache lookup as a span of its own: the types asked, those loaded from Incode (the first of
+ * coalesced callers has them: its load is the shared one) and the X-Cache result.
+ */
+function resolveTraced(
+  cache: LinkCache,
+  slot: CacheSlot,
+  types: readonly ImageType[],
+  load: LinkLoader,
+): Promise<ResolvedLinks> {
+  return inSpan('links.cache_lookup', async (span) => {
+    const found = await cache.resolve(slot, types, (toLoad) => {
+      if (span.isRecording()) span.setAttribute('gateway.cache.loaded_types', [...toLoad])
+      return load(toLoad)
+    })
+    if (span.isRecording())
+      span.setAttributes({ 'gateway.types': [...types], 'gateway.cache.result': found.status })
+    return found
+  })
+}
+
 const typeOrder = new Map(IMAGE_TYPES.map((t, i) => [t, i]))
 const byTypeOrder = (a: ImageType, b: ImageType) => (typeOrder.get(a) ?? 0) - (typeOrder.get(b) ?? 0)
 
@@ -85,7 +114,7 @@ export async function lookupLinks(deps: LinkLookupDeps, lookup: LinkLookup): Pro
   const resolved =
     linkable.length === 0
       ? { entries: new Map<ImageType, LinkEntry>(), missing: [], status: 'HIT' as const }
-      : await deps.linkCache.resolve(cacheSlotFor(lookup.caller), linkable, async (toLoad) => {
+      : await resolveTraced(deps.linkCache, cacheSlotFor(lookup.caller), linkable, async (toLoad) => {
           // A load may serve several coalesced callers, so one caller leaving does not cancel it;
           // the deadline still bounds it.
           const answer = await deps.incode.call(

@@ -9,6 +9,7 @@ import { AppError, ClientClosedError, UpstreamBadResponseError, UpstreamStatusEr
 import type { Metrics } from '../metrics.js'
 import type { IncodeClient } from '../upstream/incode.js'
 import type { AnswerVerdict, Caller, CallContext, RawAnswer } from '../upstream/types.js'
+import { inSpan, type Span } from '../tracing/spans.js'
 import type { Release, Reserver } from './byteBudget.js'
 import { scanUpstreamObject } from './upstreamJson.js'
 
@@ -65,6 +66,8 @@ export interface SplitFetchOutcome {
 interface Part {
   chunk: readonly ImageType[]
   isRetry: boolean
+  /** Why the call is made (a trace attribute): planned, a half of a refused part, or a retry. */
+  kind: 'planned' | 'bisection' | 'retry'
 }
 
 /**
@@ -97,7 +100,12 @@ const BRACES_BYTES = 2
  * breaker, retried once within the retry budget, never split. Each answer is judged inside the
  * breaker's accounting: a 200 that is not a flat JSON object counts as a failure too.
  */
-export async function splitFetch(options: SplitFetchOptions): Promise<SplitFetchOutcome> {
+export function splitFetch(options: SplitFetchOptions): Promise<SplitFetchOutcome> {
+  // One span for the plan and its outcome; one child span per part (see `run`).
+  return inSpan('images.split', (span) => fetchInParts(options, span))
+}
+
+async function fetchInParts(options: SplitFetchOptions, span: Span): Promise<SplitFetchOutcome> {
   const { incode, estimator, endpoint, caller, ctx } = options
   const estimate = (t: ImageType) => estimator.estimate(t)
   const chunks = planSplit(options.types, estimate, {
@@ -105,6 +113,19 @@ export async function splitFetch(options: SplitFetchOptions): Promise<SplitFetch
     slots: options.concurrency,
     plan: options.plan ?? 'fewest-calls',
   })
+  if (span.isRecording()) {
+    span.setAttributes({
+      'incode.endpoint': endpoint,
+      'gateway.types': [...options.types],
+      'gateway.plan.parts': chunks.length,
+      'gateway.plan.chunks': chunks.map((chunk) => chunk.join('+')),
+      'gateway.plan.bytes': chunks.reduce(
+        (sum, chunk) => sum + BRACES_BYTES + estimator.estimateTotal(chunk),
+        0,
+      ),
+      'gateway.plan.budget_bytes': options.budgetBytes,
+    })
+  }
   const limit = pLimit(options.concurrency)
   // One controller for all parts: a request-level failure (or the caller leaving) cancels the rest.
   const abort = new AbortController()
@@ -135,9 +156,15 @@ export async function splitFetch(options: SplitFetchOptions): Promise<SplitFetch
   }
 
   /** One upstream call; returns the parts to call next (halves after "too large", or a retry). */
-  const attempt = async (chunk: readonly ImageType[], isRetry: boolean): Promise<Part[] | undefined> => {
+  const attempt = async (
+    chunk: readonly ImageType[],
+    isRetry: boolean,
+    partSpan: Span,
+  ): Promise<Part[] | undefined> => {
     if (stopped()) return undefined
     const estimatedBytes = BRACES_BYTES + estimator.estimateTotal(chunk)
+    const traced = partSpan.isRecording()
+    if (traced) partSpan.setAttribute('gateway.part.planned_bytes', estimatedBytes)
     const kindOf = (body: unknown): BadGatewayKind =>
       classifyBadGateway({ body, estimatedBytes, capBytes: INCODE_RESPONSE_CAP_BYTES })
     // The scan done for the breaker's verdict is the one used below: a 10 MB answer is read once.
@@ -174,6 +201,11 @@ export async function splitFetch(options: SplitFetchOptions): Promise<SplitFetch
         if (entry.kind === 'string' && requested.has(entry.key))
           estimator.observe(entry.key as ImageType, entry.raw.length)
       }
+      if (traced)
+        partSpan.setAttributes({
+          'gateway.part.bytes': answer.body.length,
+          'gateway.part.outcome': 'answered',
+        })
       await options.onAnswer(chunk, entries, answer.body)
       outcome.answered++
       return undefined
@@ -184,9 +216,15 @@ export async function splitFetch(options: SplitFetchOptions): Promise<SplitFetch
           ? kindOf(err.upstreamBody)
           : undefined
       const tooLarge = badGateway === 'size-cap'
+      if (traced && badGateway !== undefined) partSpan.setAttribute('gateway.part.refusal', badGateway)
       if (tooLarge && chunk.length > 1) {
         outcome.bisections++
-        return bisect(chunk, estimate).map((half) => ({ chunk: half, isRetry: false }))
+        if (traced) partSpan.setAttribute('gateway.part.outcome', 'bisected')
+        return bisect(chunk, estimate).map((half) => ({
+          chunk: half,
+          isRetry: false,
+          kind: 'bisection' as const,
+        }))
       }
       if (tooLarge) {
         // Remember that this type is huge, so later plans give it a call of its own; a mark that
@@ -195,8 +233,10 @@ export async function splitFetch(options: SplitFetchOptions): Promise<SplitFetch
       }
       // Incode failing (not its size cap): once more, if the retry budget allows.
       if (badGateway === 'upstream-failure' && !isRetry && incode.spendRetry()) {
-        return [{ chunk: [...chunk], isRetry: true }]
+        if (traced) partSpan.setAttribute('gateway.part.outcome', 'retried')
+        return [{ chunk: [...chunk], isRetry: true, kind: 'retry' }]
       }
+      if (traced) partSpan.setAttribute('gateway.part.outcome', 'failed')
       const appErr = toAppError(err)
       // A failure about the whole request ends it whichever part meets it, and whenever: what
       // the caller gets does not depend on which part Incode answered first.
@@ -222,11 +262,26 @@ export async function splitFetch(options: SplitFetchOptions): Promise<SplitFetch
   }
 
   const run = async (part: Part): Promise<void> => {
-    const next = await limit(() => attempt(part.chunk, part.isRetry))
+    const next = await limit(() =>
+      inSpan('images.part', (partSpan) => {
+        if (partSpan.isRecording()) {
+          partSpan.setAttributes({ 'gateway.part.types': [...part.chunk], 'gateway.part.kind': part.kind })
+        }
+        return attempt(part.chunk, part.isRetry, partSpan)
+      }),
+    )
     if (next) await Promise.all(next.map(run))
   }
 
-  await Promise.all(chunks.map((chunk) => run({ chunk, isRetry: false })))
+  await Promise.all(chunks.map((chunk) => run({ chunk, isRetry: false, kind: 'planned' })))
+  if (span.isRecording()) {
+    span.setAttributes({
+      'gateway.upstream_calls': outcome.upstreamCalls,
+      'gateway.bisections': outcome.bisections,
+      'gateway.parts.answered': outcome.answered,
+      'gateway.types.failed': [...outcome.failures.keys()],
+    })
+  }
   const { metrics } = options
   if (metrics) {
     metrics.callsPerRequest.observe(outcome.upstreamCalls)

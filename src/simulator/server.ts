@@ -9,7 +9,7 @@ import { IncodeEndpoints } from './endpoints.js'
 import { FaultInjector, MALFORMED_BODY, NO_FAULT, type FaultDecision } from './faults.js'
 import { fileAnswer } from './files.js'
 import { errorAnswer, HttpError, type Answer } from './http.js'
-import { imagesOf, JSON_TYPE, readBody, type Endpoint, type RequestContext } from './request.js'
+import { header, imagesOf, JSON_TYPE, readBody, type Endpoint, type RequestContext } from './request.js'
 import { SimulatorState } from './state.js'
 import type {
   FaultConfig,
@@ -318,6 +318,8 @@ class SimulatorServer implements Simulator {
     if (ctx.interviewId !== undefined) call.interviewId = ctx.interviewId
     if (ctx.images !== undefined) call.images = ctx.images
     if (ctx.tokenKind !== undefined) call.tokenKind = ctx.tokenKind
+    const traceparent = header(ctx.req, 'traceparent')
+    if (traceparent !== undefined) call.traceparent = traceparent
     this.log_.push(call)
     if (this.log) {
       const ms = Math.round(performance.now() - ctx.started)

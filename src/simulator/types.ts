@@ -84,6 +84,8 @@ export interface SimulatorCall {
   responseBytes: number
   /** `now()` when the request arrived. */
   at: number
+  /** The W3C `traceparent` header the call arrived with, when it had one (tracing tests read it). */
+  traceparent?: string
 }
 
 /** One capture: a JPEG. */

@@ -24,6 +24,7 @@ import { classifyBadGateway } from '../domain/badGateway.js'
 import { INCODE_RESPONSE_CAP_BYTES } from '../domain/imageTypes.js'
 import { parseUpstreamBody } from '../domain/upstreamBody.js'
 import type { Metrics } from '../metrics.js'
+import { activeContext, inContext, inSpan } from '../tracing/spans.js'
 import { Retries, RetryBudget } from './retry.js'
 import type { Transport } from './transport.js'
 import type { AnswerVerdict, BreakerState, RawAnswer, UpstreamCall, UpstreamEndpoint } from './types.js'
@@ -282,9 +283,20 @@ export class UpstreamPolicy {
    */
   request(call: UpstreamCall): Promise<RawAnswer> {
     const { judge: _judge, ...request } = call
-    return this.#run(call, () =>
-      this.#transport.request({ ...request, retryOptions: (bounds) => this.#retries.forCall(bounds) }),
-    )
+    const endpoint = call.endpoint ?? 'probe'
+    // One span per logical call: its retries are events on it, each HTTP attempt undici's child span.
+    return inSpan(`incode ${endpoint}`, async (span) => {
+      if (span.isRecording()) span.setAttribute('incode.endpoint', endpoint)
+      // Sent in this call's context even when its turn comes from another call's release.
+      const send = inContext(activeContext(), () =>
+        this.#transport.request({ ...request, retryOptions: (bounds) => this.#retries.forCall(bounds) }),
+      )
+      const answer = await this.#run(call, send)
+      if (span.isRecording()) {
+        span.setAttributes({ 'incode.status': answer.status, 'incode.response_bytes': answer.body.length })
+      }
+      return answer
+    })
   }
 
   /** Runs one logical upstream call (`send`: the transport, retries inside) under the policy. */

@@ -1,5 +1,7 @@
 import { interceptors, type Dispatcher } from 'undici'
 import type { Metrics } from '../metrics.js'
+import { activeContext, recordingSpan, type Context } from '../tracing/spans.js'
+import { inFirstAttemptContext, rememberAttemptContext } from './attemptContext.js'
 import { errorCodeOf } from './errorCode.js'
 import type { CallRetryOptions, RequestBounds } from './types.js'
 
@@ -183,7 +185,11 @@ export function retryInterceptors(maxRetries: number): Dispatcher.DispatcherComp
   const track: Dispatcher.DispatcherComposeInterceptor = (dispatch) => (opts, handler) =>
     dispatch(opts, new ResponseStartTracker(handler))
   return [
+    // Innermost, as the pool sees each attempt (attemptContext.ts: each stays in its call's trace).
+    rememberAttemptContext,
     track,
+    // Outside the tracker, which wraps each attempt anew: this sees the retry handler itself.
+    inFirstAttemptContext,
     interceptors.retry({
       // The per-call callback decides; these only keep undici's own filters out of the way.
       maxRetries,
@@ -213,13 +219,23 @@ export class Retries {
    */
   forCall(bounds: RequestBounds): CallRetryOptions {
     this.#settings.budget.recordCall()
+    // undici asks from the socket's context: the retry event goes to the call's own span.
+    const callContext = activeContext()
     return {
       retry: (err, { state, opts }, done) =>
-        RETRYABLE_METHODS.has(opts.method) ? this.#decide(err, state.counter, bounds, done) : done(err),
+        RETRYABLE_METHODS.has(opts.method)
+          ? this.#decide(err, state.counter, bounds, done, callContext)
+          : done(err),
     }
   }
 
-  #decide(err: Error, attempts: number, bounds: RequestBounds, done: (result?: Error | null) => void): void {
+  #decide(
+    err: Error,
+    attempts: number,
+    bounds: RequestBounds,
+    done: (result?: Error | null) => void,
+    callContext: Context,
+  ): void {
     const { maxRetries, baseMs, maxDelayMs, budget, metrics } = this.#settings
     const status = (err as { statusCode?: unknown }).statusCode
     // A status error comes while undici holds that answer paused; a network error has no answer.
@@ -247,6 +263,14 @@ export class Retries {
       return
     }
     metrics?.upstreamRetries.inc({ outcome: 'retried' })
+    const span = recordingSpan(callContext)
+    if (span) {
+      span.addEvent('retry', {
+        'incode.attempt': attempts + 1,
+        'incode.retry_delay_ms': delay,
+        ...(answered ? { 'incode.status': status } : { 'error.type': errorCodeOf(err) ?? 'Error' }),
+      })
+    }
 
     const onAbort = () => {
       clearTimeout(timer)

@@ -7,6 +7,7 @@ import {
   UpstreamTimeoutError,
   UpstreamUnavailableError,
 } from '../errors.js'
+import { TracedClient } from './attemptContext.js'
 import { errorCodeOf } from './errorCode.js'
 import type { CallRetryOptions, RawAnswer, TransportCall } from './types.js'
 
@@ -126,6 +127,8 @@ export class Transport {
         connect: { timeout: config.UPSTREAM_CONNECT_TIMEOUT_MS },
         headersTimeout: config.UPSTREAM_HEADERS_TIMEOUT_MS,
         bodyTimeout: config.UPSTREAM_BODY_TIMEOUT_MS,
+        // Each request is created in its own call's trace context, also when the pool queued it.
+        factory: (origin, clientOptions) => new TracedClient(origin, clientOptions),
       })
       dispatcher = pool
       this.#ownPool = pool
