@@ -158,3 +158,28 @@ t.test(
     )
   },
 )
+
+t.test(
+  'Redis down: the upstream budget falls back to each replica, and calls go on',
+  { skip: NO_REDIS },
+  async (t) => {
+    const RATE = 5
+    const redis = await startRedis(t)
+    const { apps, simulator } = await fleetOfThree(t, redis, {
+      UPSTREAM_RATE_PER_SEC: String(RATE),
+      REQUEST_DEADLINE_MS: '60000',
+    })
+    await redis.kill()
+    simulator.resetCalls()
+    const answers = await Promise.all(
+      Array.from({ length: 3 * RATE }, (_, i) =>
+        links(app(apps, i), randomBytes(12).toString('hex')).then((res) => res.statusCode),
+      ),
+    )
+    t.notOk(
+      answers.some((status) => status >= 500),
+      `no request failed (${JSON.stringify([...tally(answers)])})`,
+    )
+    t.equal(simulator.callsTo('imageLinks').length, 3 * RATE, 'every request made its upstream call')
+  },
+)
