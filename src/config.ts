@@ -213,6 +213,11 @@ export const ConfigSchema = Type.Object({
   BREAKER_RESET_MS: Ms(10_000, 'How long the breaker stays open before a half-open probe.'),
   SHUTDOWN_GRACE_MS: Ms(30_000, 'On SIGTERM, in-flight requests get this long to finish.'),
 
+  TRUST_PROXY: Type.String({
+    default: '',
+    description:
+      'Addresses or CIDR ranges of the load balancers in front (comma-separated), whose X-Forwarded-For names the caller for address-keyed limits. Empty: the socket address is the caller.',
+  }),
   REDIS_URL: Type.Optional(
     Type.String({
       pattern: '^rediss?://',
