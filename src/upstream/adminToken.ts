@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises'
 import type { Config } from '../config.js'
 import { jwtExpiryMs } from '../domain/tokenClaims.js'
 import { parseUpstreamBody } from '../domain/upstreamBody.js'
@@ -15,13 +16,30 @@ import type { AdminTokens, CallContext } from './types.js'
 /** How long a token lives when it does not say (Incode documents 24 h for the executive token). */
 const DEFAULT_TOKEN_LIFETIME_MS = 24 * 60 * 60 * 1000
 
-interface CachedToken {
+/** An admin token and its times. */
+export interface CachedToken {
   token: string
   /** Renew (in the background) from this time on (now() clock). */
   refreshAt: number
   /** Served until this time (now() clock). */
   expiresAt: number
 }
+
+/**
+ * Fleet mode: where the replicas keep the one admin token (Redis, in src/fleet/adminTokenStore.ts).
+ * Every method answers `undefined` when the store is unavailable: the replica then logs in itself.
+ */
+export interface SharedTokenStore {
+  /** The token kept for the fleet; null when there is none. */
+  read(): Promise<CachedToken | null | undefined>
+  write(token: CachedToken): Promise<void>
+  /** Takes the renewal lock (with an expiry): false when another replica holds it. */
+  lock(ttlMs: number): Promise<boolean | undefined>
+  unlock(): Promise<void>
+}
+
+/** How often a replica waiting for another one's log-in looks for its token. */
+const SHARED_POLL_MS = 50
 
 /** First pause after a failed log-in; doubled after each further failure, up to the cap. */
 export const LOGIN_BACKOFF_BASE_MS = 1_000
@@ -44,6 +62,12 @@ export function loginBackoffMs(failures: number, random: () => number): number {
  * (loginBackoffMs), never by every caller at once. Only a caller finding no valid token at all
  * waits for a log-in, or, during a back-off, fails at once with the last log-in's error. With
  * INCODE_ADMIN_TOKEN set, that token is used as-is and never renewed.
+ *
+ * Fleet mode (a SharedTokenStore): the replicas share one token. A replica needing one takes the
+ * fleet's token when it is fresh; else it takes the renewal lock and logs in, and writes the new
+ * token for the others; a replica finding the lock held waits for that token (polling, no longer
+ * than a log-in may take) rather than logging in too. With the store unavailable, each replica
+ * logs in itself, as without a fleet.
  */
 export class AdminTokenProvider implements AdminTokens {
   readonly #config: Config
@@ -51,6 +75,7 @@ export class AdminTokenProvider implements AdminTokens {
   readonly #now: () => number
   readonly #random: () => number
   readonly #metrics: Metrics | undefined
+  readonly #shared: SharedTokenStore | undefined
   #cached: CachedToken | undefined
   #inflight: Promise<string> | undefined
   #logins = 0
@@ -67,12 +92,15 @@ export class AdminTokenProvider implements AdminTokens {
     metrics?: Metrics
     /** Source of back-off jitter, 0 ≤ x < 1 (tests pin it). */
     random?: () => number
+    /** Fleet mode: the token shared by the replicas. */
+    shared?: SharedTokenStore | undefined
   }) {
     this.#config = deps.config
     this.#policy = deps.policy
     this.#now = deps.now ?? Date.now
     this.#random = deps.random ?? Math.random
     this.#metrics = deps.metrics
+    this.#shared = deps.shared
   }
 
   /** How many log-ins were attempted (for tests and metrics). */
@@ -116,21 +144,21 @@ export class AdminTokenProvider implements AdminTokens {
     }
     // Incode refused it: the stale token is of no use any more, whatever its expiry said.
     if (cached?.token === staleToken) this.#cached = undefined
-    return this.#loginOrWait(ctx)
+    return this.#loginOrWait(ctx, staleToken)
   }
 
   /** No valid token: join the log-in in flight, fail fast during a back-off, else log in. */
-  #loginOrWait(ctx: CallContext): Promise<string> {
+  #loginOrWait(ctx: CallContext, staleToken?: string): Promise<string> {
     if (this.#inflight !== undefined) return waitFor(this.#inflight, ctx)
     const lastError = this.#lastError
     if (lastError !== undefined && this.#now() < this.#retryAt) return Promise.reject(lastError)
-    return waitFor(this.#loginOnce(), ctx)
+    return waitFor(this.#loginOnce(staleToken), ctx)
   }
 
   #renewInBackground(): void {
     if (this.#inflight !== undefined || this.#now() < this.#retryAt) return
     // Nobody waits for it; its failure is remembered (back-off) and the current token still served.
-    this.#loginOnce().catch(() => {})
+    this.#loginOnce(this.#cached?.token).catch(() => {})
   }
 
   /**
@@ -138,11 +166,11 @@ export class AdminTokenProvider implements AdminTokens {
    * caller's signal, so that one caller leaving does not fail the others; each caller only stops
    * waiting (see waitFor), and the token still lands in the cache for the next one.
    */
-  #loginOnce(): Promise<string> {
+  #loginOnce(staleToken?: string): Promise<string> {
     if (this.#inflight !== undefined) return this.#inflight
-    const inflight = this.#login()
+    const inflight = this.#obtain(staleToken)
       .then(
-        (token) => {
+        ({ token }) => {
           this.#failures = 0
           this.#retryAt = 0
           this.#lastError = undefined
@@ -165,7 +193,54 @@ export class AdminTokenProvider implements AdminTokens {
     return inflight
   }
 
-  async #login(): Promise<string> {
+  /** A fresh token: the fleet's (when there is a fresh one that is not `staleToken`), else a log-in. */
+  async #obtain(staleToken: string | undefined): Promise<CachedToken> {
+    const shared = this.#shared
+    const obtained = shared ? await this.#obtainShared(shared, staleToken) : await this.#login()
+    this.#cached = obtained
+    return obtained
+  }
+
+  async #obtainShared(shared: SharedTokenStore, staleToken: string | undefined): Promise<CachedToken> {
+    const fresh = (found: CachedToken | null | undefined) =>
+      found && found.token !== staleToken && this.#now() < found.refreshAt ? found : undefined
+    const waitMs = this.#loginDeadlineMs()
+    const giveUpAt = Date.now() + waitMs
+    for (;;) {
+      const found = await shared.read()
+      if (found === undefined) return this.#login()
+      const usable = fresh(found)
+      if (usable) return usable
+      const locked = await shared.lock(waitMs)
+      if (locked === undefined) return this.#login()
+      if (locked) {
+        try {
+          // Another replica may have written one between the read and the lock.
+          const written = fresh(await shared.read())
+          if (written) return written
+          const token = await this.#login()
+          await shared.write(token)
+          return token
+        } finally {
+          await shared.unlock()
+        }
+      }
+      // Another replica is logging in: wait for its token, not longer than a log-in may take.
+      if (Date.now() >= giveUpAt) return this.#login()
+      await sleep(SHARED_POLL_MS)
+    }
+  }
+
+  #loginDeadlineMs(): number {
+    const config = this.#config
+    return (
+      config.UPSTREAM_CONNECT_TIMEOUT_MS +
+      config.UPSTREAM_HEADERS_TIMEOUT_MS +
+      config.UPSTREAM_BODY_TIMEOUT_MS
+    )
+  }
+
+  async #login(): Promise<CachedToken> {
     const config = this.#config
     const email = config.INCODE_ADMIN_EMAIL
     const password = config.INCODE_ADMIN_PASSWORD
@@ -185,11 +260,7 @@ export class AdminTokenProvider implements AdminTokens {
         'content-type': 'application/json',
       },
       body: JSON.stringify({ email, password }),
-      deadlineAt:
-        Date.now() +
-        config.UPSTREAM_CONNECT_TIMEOUT_MS +
-        config.UPSTREAM_HEADERS_TIMEOUT_MS +
-        config.UPSTREAM_BODY_TIMEOUT_MS,
+      deadlineAt: Date.now() + this.#loginDeadlineMs(),
     })
     if (answer.status < 200 || answer.status > 299) {
       // The service's own credentials failed (what a caller sees for it: upstreamAnswers.ts).
@@ -208,8 +279,7 @@ export class AdminTokenProvider implements AdminTokens {
     const expiresAt = jwtExpiryMs(token) ?? issuedAt + DEFAULT_TOKEN_LIFETIME_MS
     // A token living shorter than twice the margin is renewed at half its life, not at once.
     const margin = Math.min(config.ADMIN_TOKEN_REFRESH_MARGIN_MS, (expiresAt - issuedAt) / 2)
-    this.#cached = { token, refreshAt: expiresAt - margin, expiresAt }
-    return token
+    return { token, refreshAt: expiresAt - margin, expiresAt }
   }
 }
 

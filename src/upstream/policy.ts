@@ -1,4 +1,3 @@
-import Bottleneck from 'bottleneck'
 import {
   BrokenCircuitError,
   BulkheadRejectedError,
@@ -23,8 +22,10 @@ import {
 import { classifyBadGateway } from '../domain/badGateway.js'
 import { INCODE_RESPONSE_CAP_BYTES } from '../domain/imageTypes.js'
 import { parseUpstreamBody } from '../domain/upstreamBody.js'
+import type { RateLimiterLike } from 'rate-limiter-flexible'
 import type { Metrics } from '../metrics.js'
 import { activeContext, inContext, inSpan } from '../tracing/spans.js'
+import { RateBudget } from './rateBudget.js'
 import { Retries, RetryBudget } from './retry.js'
 import type { Transport } from './transport.js'
 import type { AnswerVerdict, BreakerState, RawAnswer, UpstreamCall, UpstreamEndpoint } from './types.js'
@@ -120,7 +121,8 @@ class LeftQueueError extends Error {}
 /**
  * Runs `task` when `enqueue` gives it its turn, unless the caller leaves or the deadline passes
  * first: then the caller is answered at once (ClientClosedError, or `late()`), and its turn, when
- * it comes, ends at once. Neither cockatiel's bulkhead nor bottleneck can drop a waiting task, and
+ * it comes, ends at once. Neither cockatiel's bulkhead nor rate-limiter-flexible's queue can drop a
+ * waiting task, and
  * the bulkhead stalls its queue when handed an aborted signal, hence this. Once started, the task
  * is bounded by the transport's own signal and deadline handling.
  */
@@ -171,7 +173,8 @@ function waitTurn<T>(
  *    wrap only the network part (step 4), so that a call refused by the bulkhead or the rate
  *    budget, or one that waited in a queue while the circuit opened, neither counts nor probes;
  * 2. bulkhead (cockatiel): UPSTREAM_MAX_CONCURRENT in flight, UPSTREAM_MAX_QUEUE waiting;
- * 3. request-rate budget (bottleneck, minTime spacing) when UPSTREAM_RATE_PER_SEC > 0;
+ * 3. request-rate budget (rate-limiter-flexible, even spacing; fleet-wide in fleet mode: see
+ *    rateBudget.ts) when UPSTREAM_RATE_PER_SEC > 0;
  * 4. retries: undici's retry interceptor on the transport's dispatcher (retryInterceptors,
  *    composed where the transport is made), decided per call by Retries (see retry.ts) within
  *    the retry budget;
@@ -191,8 +194,7 @@ export class UpstreamPolicy {
   readonly #resetMs: number
   readonly #retryBudget: RetryBudget
   readonly #bulkhead: BulkheadPolicy
-  readonly #limiter: Bottleneck | undefined
-  readonly #spacingMs: number
+  readonly #rateBudget: RateBudget | undefined
   readonly #retries: Retries
 
   constructor(
@@ -201,6 +203,8 @@ export class UpstreamPolicy {
       /** Its dispatcher composed with retryInterceptors(config.RETRY_MAX). */
       transport: Transport
       metrics?: Metrics | undefined
+      /** Fleet mode: the request-rate budget shared by every replica (a RateLimiterRedis). */
+      sharedRateLimiter?: RateLimiterLike | undefined
       /** Source of retry jitter, 0 ≤ x < 1 (tests pin it). */
       random?: () => number
     },
@@ -216,9 +220,7 @@ export class UpstreamPolicy {
     this.#bulkhead = bulkhead(config.UPSTREAM_MAX_CONCURRENT, config.UPSTREAM_MAX_QUEUE)
 
     const rate = config.UPSTREAM_RATE_PER_SEC
-    this.#spacingMs = rate > 0 ? Math.ceil(1000 / rate) : 0
-    // Spacing rather than a reservoir: Incode's limits are unpublished, and even spacing never bursts.
-    this.#limiter = rate > 0 ? new Bottleneck({ minTime: this.#spacingMs, maxConcurrent: null }) : undefined
+    this.#rateBudget = rate > 0 ? new RateBudget(rate, options.sharedRateLimiter) : undefined
 
     this.#retryBudget = new RetryBudget({ ratio: config.RETRY_BUDGET_RATIO })
     this.#retries = new Retries({
@@ -360,16 +362,15 @@ export class UpstreamPolicy {
   }
 
   #paced(call: UpstreamCall, start: () => Promise<RawAnswer>): Promise<RawAnswer> {
-    const limiter = this.#limiter
-    if (limiter === undefined) return start()
-    // Every job ahead holds one spacing slot (bottleneck registers them all at once, staggered).
-    const { RECEIVED, QUEUED, RUNNING } = limiter.counts()
-    const waitMs = (RECEIVED + QUEUED + RUNNING) * this.#spacingMs
+    const budget = this.#rateBudget
+    if (budget === undefined) return start()
+    // Every call ahead holds one spacing slot.
+    const waitMs = budget.waitMs()
     // Refuse at once what cannot start in time, instead of holding it until its deadline.
     if (Date.now() + waitMs >= call.deadlineAt) return Promise.reject(this.#rateLimited(waitMs))
     return waitTurn(
       call,
-      (turn) => limiter.schedule(turn),
+      (turn) => budget.schedule(turn),
       start,
       () => this.#rateLimited(waitMs),
     )

@@ -34,14 +34,16 @@ export async function build(
   options: {
     env?: Record<string, string>
     simulator?: SimulatorOptions
+    /** A simulator already started (several apps sharing one); its owner closes it. */
+    sharedSimulator?: Simulator
     admin?: boolean
     logStream?: Writable
     now?: () => number
     listen?: boolean
   } = {},
 ): Promise<Harness> {
-  const simulator = await startSimulator({ port: 0, ...options.simulator })
-  t.teardown(() => simulator.close())
+  const simulator = options.sharedSimulator ?? (await startSimulator({ port: 0, ...options.simulator }))
+  if (!options.sharedSimulator) t.teardown(() => simulator.close())
   const config = loadConfig({
     INCODE_BASE_URL: simulator.url,
     INCODE_API_KEY: simulator.apiKey,

@@ -1,6 +1,7 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
 import { createServer } from 'node:net'
+import type { FastifyInstance } from 'fastify'
 import type { Test } from 'tap'
 
 /** Where Debian's redis-server is, or undefined (tests then skip with a reason; .ci/run installs it). */
@@ -94,6 +95,17 @@ export async function startRedis(t: Test): Promise<RedisServer> {
   }
   t.teardown(kill)
   return { url: `redis://127.0.0.1:${String(port)}`, port, kill, start: launch }
+}
+
+/**
+ * Resolves once the app's fleet connection is ready. Not events.once(): it rejects on the first
+ * 'error', and a connection attempt may fail (and be retried by ioredis) on a busy machine.
+ */
+export async function fleetReady(app: FastifyInstance): Promise<void> {
+  const fleet = app.fleet
+  if (!fleet) throw new Error('fleet mode should be on')
+  if (fleet.redis.status === 'ready') return
+  await new Promise((resolve) => fleet.redis.once('ready', resolve))
 }
 
 async function ping(port: number): Promise<boolean> {

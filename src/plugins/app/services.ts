@@ -14,6 +14,8 @@ import { Metrics } from '../../metrics.js'
 import type { LinkLookupDeps } from '../../services/linkLookup.js'
 import { ByteBudget } from '../../services/byteBudget.js'
 import { Fleet } from '../../fleet/redis.js'
+import { FleetAdminTokenStore } from '../../fleet/adminTokenStore.js'
+import { fleetUpstreamRateLimiter } from '../../fleet/upstreamBudget.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -50,10 +52,22 @@ export default fp(
     // The cache-stats callback reads the cache lazily, at scrape time.
     const metrics = new Metrics(() => app.linkCache.stats())
     // The upstream line: Incode client and admin token → policy → transport.
+    const fleet = config.REDIS_URL === undefined ? undefined : new Fleet({ config, log: app.log, metrics })
     const transport = new Transport(config, { interceptors: retryInterceptors(config.RETRY_MAX) })
-    const policy = new UpstreamPolicy(config, { transport, metrics })
+    // Fleet mode: the request-rate budget and the admin token are shared by the replicas.
+    const sharedRateLimiter =
+      fleet && config.UPSTREAM_RATE_PER_SEC > 0
+        ? fleetUpstreamRateLimiter(fleet, config.UPSTREAM_RATE_PER_SEC)
+        : undefined
+    const policy = new UpstreamPolicy(config, { transport, metrics, sharedRateLimiter })
     const adminTokens = hasAdminCredentials(config)
-      ? new AdminTokenProvider({ config, policy, metrics, ...(now ? { now } : {}) })
+      ? new AdminTokenProvider({
+          config,
+          policy,
+          metrics,
+          ...(now ? { now } : {}),
+          ...(fleet ? { shared: new FleetAdminTokenStore(fleet, now) } : {}),
+        })
       : undefined
     app.decorate('config', config)
     app.decorate('adminTokens', adminTokens)
@@ -91,7 +105,6 @@ export default fp(
       now: app.now,
       deadlineMs: config.REQUEST_DEADLINE_MS,
     })
-    const fleet = config.REDIS_URL === undefined ? undefined : new Fleet({ config, log: app.log, metrics })
     app.decorate('fleet', fleet)
     app.decorate('readiness', new Readiness({ policy, adminTokens, fleet }))
     app.addHook('onClose', async () => {

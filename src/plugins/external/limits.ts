@@ -5,6 +5,7 @@ import fp from 'fastify-plugin'
 import { callerKey as callerKeyOf, presentedToken as presentedTokenOf } from '../../auth/callerKey.js'
 import type { TokenVerdicts } from '../../auth/tokenVerdicts.js'
 import { AppError, OverloadedError } from '../../errors.js'
+import { fleetRateLimitStore } from '../../fleet/rateLimitStore.js'
 
 /**
  * Rate-limit keys. Who a request counts against: the authenticated partner; else the Incode token
@@ -60,6 +61,8 @@ export default fp(
       max: config.RATE_LIMIT_MAX,
       timeWindow: config.RATE_LIMIT_WINDOW_MS,
       keyGenerator: callerKey,
+      // Fleet mode: counted in Redis across replicas, locally while Redis is away (see the store).
+      ...(app.fleet ? { store: fleetRateLimitStore(app.fleet) } : {}),
       allowList: (request) => request.url === '/healthz' || request.url === '/readyz',
       errorResponseBuilder: (_request, context) => {
         metrics.shed.inc({ reason: 'rate_limit' })
