@@ -38,10 +38,16 @@ export async function build(
     logStream?: Writable
     now?: () => number
     listen?: boolean
+    /** An already running simulator to point at (replicas sharing one), instead of a new one. */
+    sharedSimulator?: Simulator
   } = {},
 ): Promise<Harness> {
-  const simulator = await startSimulator({ port: 0, ...options.simulator })
-  t.teardown(() => simulator.close())
+  let simulator = options.sharedSimulator
+  if (!simulator) {
+    const started = await startSimulator({ port: 0, ...options.simulator })
+    t.teardown(() => started.close())
+    simulator = started
+  }
   const config = loadConfig({
     INCODE_BASE_URL: simulator.url,
     INCODE_API_KEY: simulator.apiKey,
