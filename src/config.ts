@@ -250,7 +250,7 @@ export const ConfigSchema = Type.Object({
   ),
   FLEET_LOCK_POLL_MS: Ms(
     200,
-    'Fleet mode: replicas waiting for another replica\'s links check Redis this often besides the pub/sub notice (within the request deadline).',
+    "Fleet mode: replicas waiting for another replica's links check Redis this often besides the pub/sub notice (within the request deadline).",
   ),
 })
 

@@ -254,14 +254,17 @@ export class LinkStore {
     generation: string,
   ): Promise<void> {
     const now = this.now()
-    const rule = { now, marginMs: this.#marginMs, missingTtlMs: this.#missingTtlMs, notAfterMs: slot.notAfterMs }
+    const rule = {
+      now,
+      marginMs: this.#marginMs,
+      missingTtlMs: this.#missingTtlMs,
+      notAfterMs: slot.notAfterMs,
+    }
     const pairs = types.flatMap((type) => {
       const got = links.entries.get(type)
       const until = servableUntilMs(got?.expiresAtMs, rule)
       const ttl = Math.floor(until - now)
-      const plain = JSON.stringify(
-        got ? { e: got.entry, x: got.expiresAtMs, u: until } : { m: 1, u: until },
-      )
+      const plain = JSON.stringify(got ? { e: got.entry, x: got.expiresAtMs, u: until } : { m: 1, u: until })
       return [ttl > 0 ? this.#fleet.seal.seal(plain) : '', String(Math.max(0, ttl))]
     })
     const locks = types.map((type) => this.lockKey(slot.scope, slot.interviewId, type))
@@ -369,7 +372,8 @@ export class LinkStore {
 }
 
 const isString = (value: unknown): value is string => typeof value === 'string'
-const isFiniteNumber = (value: unknown): value is number => typeof value === 'number' && Number.isFinite(value)
+const isFiniteNumber = (value: unknown): value is number =>
+  typeof value === 'number' && Number.isFinite(value)
 
 /** A stored value as written by write(), or undefined when it is not one. */
 function parseStored(plain: Buffer | undefined): StoredLink | undefined {
