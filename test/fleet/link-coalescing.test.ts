@@ -129,7 +129,7 @@ t.test(
   { skip: NO_REDIS },
   async (t) => {
     const { apps, simulator, redis } = await replicas(t, 2, {
-      simulator: { latency: { fixedMs: 400, perMiBMs: 0 } },
+      simulator: { latency: { fixedMs: 1500, perMiBMs: 0 } },
     })
     const [a, b] = [at(apps, 0), at(apps, 1)]
     const store = a.linkDeps.linkStore
