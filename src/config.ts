@@ -249,6 +249,14 @@ export const ConfigSchema = Type.Object({
     5_000,
     'Fleet mode: after Redis failures, how long the service stays on local state before trying Redis again.',
   ),
+  FLEET_LOCK_TTL_MS: Ms(
+    10_000,
+    'Fleet mode: the lock one replica holds while it fetches links the others wait for expires after this long (a crashed holder blocks no one longer).',
+  ),
+  FLEET_LOCK_POLL_MS: Ms(
+    200,
+    "Fleet mode: replicas waiting for another replica's links check Redis this often besides the pub/sub notice (within the request deadline).",
+  ),
 })
 
 export type Config = Static<typeof ConfigSchema>

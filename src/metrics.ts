@@ -56,6 +56,12 @@ export class Metrics {
     labelNames: ['result'] as const,
     registers: [this.registry],
   })
+  readonly linkStoreLookups = new Counter({
+    name: 'gateway_link_cache_l2_lookups_total',
+    help: "Fleet mode: image types looked up in the shared cache (Redis) after missing this replica's, by result: hit, miss, corrupt (unreadable, deleted), unavailable (Redis down or slow), waited (fetched by another replica while this one waited).",
+    labelNames: ['result'] as const,
+    registers: [this.registry],
+  })
   readonly fleetDegraded = new Gauge({
     name: 'gateway_fleet_degraded',
     help: 'Fleet mode: 1 while Redis is unavailable and the replica runs on local state, else 0 (also 0 without Redis).',

@@ -60,7 +60,28 @@ export interface ResolvedLinks {
   status: CacheStatus
 }
 
-export type LinkLoader = (types: ImageType[]) => Promise<NormalisedLinks>
+/** What a loader answers: Incode's links, or some of them from a shared store (fleet mode's L2). */
+export interface LoadedLinks extends NormalisedLinks {
+  /** Types answered from a shared cache rather than Incode: they count as hits for X-Cache. */
+  fromStore?: ReadonlySet<ImageType>
+  /** Per type, a further bound on serving the answer (epoch ms), e.g. the shared entry's own end. */
+  servableUntilMs?: ReadonlyMap<ImageType, number>
+}
+
+export type LinkLoader = (types: ImageType[]) => Promise<LoadedLinks>
+
+/**
+ * Until when one answer may be served (epoch ms): a link until its earliest expiry less the margin,
+ * "no such image" for the missing TTL, and neither at or after the credential's expiry. The same
+ * rule for every tier (this cache, and Redis in fleet mode).
+ */
+export function servableUntilMs(
+  expiresAtMs: number | undefined,
+  rule: { now: number; marginMs: number; missingTtlMs: number; notAfterMs: number },
+): number {
+  const until = expiresAtMs === undefined ? rule.now + rule.missingTtlMs : expiresAtMs - rule.marginMs
+  return Math.min(until, rule.notAfterMs)
+}
 
 /** What the cache keeps per key; label is kept to clean the invalidation index on disposal. */
 interface Stored {
@@ -80,7 +101,7 @@ interface InFlight {
   keys: string[]
   /** Set by invalidate/clear: the result must not be written into the cache. */
   stale: boolean
-  promise: Promise<NormalisedLinks>
+  promise: Promise<LoadedLinks>
 }
 
 /** The cache scope of a caller's session token: a hash, so the token itself is never kept as a key. */
@@ -221,11 +242,10 @@ export class LinkCache {
       else toLoad.push(type)
     }
 
-    const fromCache = entries.size + cachedMissing.size
+    let fromCache = entries.size + cachedMissing.size
     this.#hits += fromCache
     this.#misses += wanted.length - fromCache
     this.#coalesced += waits.length
-    const status: CacheStatus = fromCache === wanted.length ? 'HIT' : fromCache === 0 ? 'MISS' : 'PARTIAL'
 
     if (toLoad.length > 0) {
       const flight = this.#start(slot, toLoad, load)
@@ -237,10 +257,14 @@ export class LinkCache {
       const flights = [...new Set(waits.map((w) => w.flight))]
       const results = new Map(await Promise.all(flights.map(async (f) => [f, await f.promise] as const)))
       for (const { type, flight } of waits) {
-        const got = results.get(flight)?.entries.get(type)
+        const result = results.get(flight)
+        const got = result?.entries.get(type)
         if (got) entries.set(type, got.entry)
+        // Served by a shared cache (fleet mode's L2): a hit for the caller, as from this one.
+        if (result?.fromStore?.has(type)) fromCache++
       }
     }
+    const status: CacheStatus = fromCache === wanted.length ? 'HIT' : fromCache === 0 ? 'MISS' : 'PARTIAL'
     return inCallersOrder(wanted, entries, status)
   }
 
@@ -330,7 +354,7 @@ export class LinkCache {
       promise,
     }
     for (const key of keys) this.#inFlight.set(key, flight)
-    const settle = (links?: NormalisedLinks) => {
+    const settle = (links?: LoadedLinks) => {
       for (const key of keys) {
         if (this.#inFlight.get(key) === flight) this.#inFlight.delete(key)
       }
@@ -341,8 +365,14 @@ export class LinkCache {
         if (key === undefined) return
         const got = links.entries.get(type)
         // A type the answer has no link for is cached as missing, briefly (a capture may come).
-        const until = got ? got.expiresAtMs - this.#marginMs : now + this.#missingTtlMs
-        this.#store(key, type, flight, got?.entry, Math.min(until, flight.notAfterMs), now)
+        const until = servableUntilMs(got?.expiresAtMs, {
+          now,
+          marginMs: this.#marginMs,
+          missingTtlMs: this.#missingTtlMs,
+          notAfterMs: flight.notAfterMs,
+        })
+        const bound = links.servableUntilMs?.get(type) ?? Infinity
+        this.#store(key, type, flight, got?.entry, Math.min(until, bound), now)
       })
     }
     // Registered before any waiter's handler, so the cache is written before waiters resume.

@@ -15,6 +15,8 @@ import type { Metrics } from '../metrics.js'
 import type { Caller } from '../domain/calls.js'
 import type { IncodeClient } from '../upstream/incode.js'
 import { inSpan } from '../tracing/spans.js'
+import type { LinkStore } from '../fleet/linkStore.js'
+import { sharedLoader } from './sharedLinks.js'
 
 export interface LinkLookupDeps {
   incode: IncodeClient
@@ -22,6 +24,8 @@ export interface LinkLookupDeps {
   metrics: Metrics
   now: () => number
   deadlineMs: number
+  /** Fleet mode's shared cache (Redis) behind linkCache; undefined without REDIS_URL. */
+  linkStore?: LinkStore
 }
 
 /** One request's lookup. The cache scope, label and lifetime bound follow from the caller alone. */
@@ -110,32 +114,39 @@ export async function lookupLinks(deps: LinkLookupDeps, lookup: LinkLookup): Pro
   const linkable = types.filter((t) => IMAGE_TYPE_INFO[t].linkable)
   const unlinkable = types.filter((t) => !IMAGE_TYPE_INFO[t].linkable)
   const deadlineAt = Date.now() + deps.deadlineMs
+  const slot = cacheSlotFor(lookup.caller)
+
+  const fromIncode: LinkLoader = async (toLoad) => {
+    // A load may serve several coalesced callers, so one caller leaving does not cancel it;
+    // the deadline still bounds it.
+    const answer = await deps.incode.call(
+      'imageLinks',
+      lookup.caller,
+      { images: toLoad },
+      { deadlineAt, ...(lookup.requestId ? { requestId: lookup.requestId } : {}) },
+      { zeroPath },
+    )
+    try {
+      return normaliseLinks(JSON.parse(answer.body.toString('utf8')), toLoad, deps.now())
+    } catch (err) {
+      throw new UpstreamBadResponseError(
+        'Incode sent links that could not be read',
+        'UPSTREAM_BAD_RESPONSE',
+        {
+          cause: err,
+        },
+      )
+    }
+  }
+  // In fleet mode what this replica's cache misses is looked up in Redis, then coalesced fleet-wide.
+  const load = deps.linkStore
+    ? sharedLoader(deps.linkStore, slot, deadlineAt, fromIncode, deps.metrics)
+    : fromIncode
 
   const resolved =
     linkable.length === 0
       ? { entries: new Map<ImageType, LinkEntry>(), missing: [], status: 'HIT' as const }
-      : await resolveTraced(deps.linkCache, cacheSlotFor(lookup.caller), linkable, async (toLoad) => {
-          // A load may serve several coalesced callers, so one caller leaving does not cancel it;
-          // the deadline still bounds it.
-          const answer = await deps.incode.call(
-            'imageLinks',
-            lookup.caller,
-            { images: toLoad },
-            { deadlineAt, ...(lookup.requestId ? { requestId: lookup.requestId } : {}) },
-            { zeroPath },
-          )
-          try {
-            return normaliseLinks(JSON.parse(answer.body.toString('utf8')), toLoad, deps.now())
-          } catch (err) {
-            throw new UpstreamBadResponseError(
-              'Incode sent links that could not be read',
-              'UPSTREAM_BAD_RESPONSE',
-              {
-                cause: err,
-              },
-            )
-          }
-        })
+      : await resolveTraced(deps.linkCache, slot, linkable, load)
 
   // The links' own breaker: the base64 endpoints' state says nothing about serving links.
   const servedWhileOpen = resolved.status === 'HIT' && deps.incode.breakerState('imageLinks') !== 'closed'
@@ -145,4 +156,15 @@ export async function lookupLinks(deps: LinkLookupDeps, lookup: LinkLookup): Pro
     missing: [...resolved.missing, ...unlinkable].sort(byTypeOrder),
     status: resolved.status,
   }
+}
+
+/**
+ * Drops the cached links of an interview, in every scope: this replica's, and in fleet mode the
+ * shared ones and every replica's own (they are told, and answer, before this returns). The
+ * entries dropped: with Redis, the larger of this replica's count and the shared cache's.
+ */
+export async function invalidateLinks(deps: LinkLookupDeps, interviewId: string): Promise<number> {
+  const local = deps.linkCache.invalidate(interviewId)
+  const shared = await deps.linkStore?.invalidate(interviewId)
+  return Math.max(local, shared ?? 0)
 }

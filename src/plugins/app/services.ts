@@ -16,6 +16,7 @@ import { ByteBudget } from '../../services/byteBudget.js'
 import { Fleet } from '../../fleet/redis.js'
 import { FleetAdminTokenStore } from '../../fleet/adminTokenStore.js'
 import { fleetUpstreamRateLimiter } from '../../fleet/upstreamBudget.js'
+import { LinkStore } from '../../fleet/linkStore.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -106,6 +107,20 @@ export default fp(
       deadlineMs: config.REQUEST_DEADLINE_MS,
     })
     app.decorate('fleet', fleet)
+    if (fleet) {
+      const linkStore = new LinkStore({
+        fleet,
+        marginMs: config.LINK_CACHE_MARGIN_MS,
+        missingTtlMs: config.LINK_CACHE_MISSING_TTL_MS,
+        lockTtlMs: config.FLEET_LOCK_TTL_MS,
+        pollMs: config.FLEET_LOCK_POLL_MS,
+        metrics,
+        ...(now ? { now } : {}),
+      })
+      app.linkDeps.linkStore = linkStore
+      // Not awaited: with Redis down at start the subscriptions wait for it (ioredis resubscribes).
+      void linkStore.listen((interviewId) => app.linkCache.invalidate(interviewId))
+    }
     app.decorate('readiness', new Readiness({ policy, adminTokens, fleet }))
     app.addHook('onClose', async () => {
       await Promise.all([transport.close(), fleet?.close()])

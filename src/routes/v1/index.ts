@@ -8,7 +8,7 @@ import { AdminNotConfiguredError } from '../../errors.js'
 import type { Caller } from '../../domain/calls.js'
 import { streamImages } from '../../services/base64Images.js'
 import { concatenatedImage } from '../../services/concatenatedImage.js'
-import { lookupLinks } from '../../services/linkLookup.js'
+import { invalidateLinks, lookupLinks } from '../../services/linkLookup.js'
 import singleImageRoutes from './singleImage.js'
 import { emptyBodyIsEmptyObject, noBodyAccepted, noStore, sendJsonText, sessionCaller } from '../context.js'
 import { BODY_OPTIONAL, imagesAnswer, jsonAnswer, linksAnswer, problemAnswers } from '../responses.js'
@@ -240,7 +240,7 @@ const v1Routes: FastifyPluginAsyncTypebox = async (app) => {
           },
         },
       },
-      (request) => ({ dropped: app.linkCache.invalidate(request.params.interviewId) }),
+      async (request) => ({ dropped: await invalidateLinks(app.linkDeps, request.params.interviewId) }),
     )
   })
 }

@@ -1,0 +1,124 @@
+import { randomBytes } from 'node:crypto'
+import type { CacheSlot, LinkLoader, LoadedLinks } from '../cache/linkCache.js'
+import type { ImageType } from '../domain/imageTypes.js'
+import type { NormalisedLinks } from '../domain/links.js'
+import type { LinkStore, StoredLink, StoreSlot } from '../fleet/linkStore.js'
+import type { Metrics } from '../metrics.js'
+
+/** Claim-and-wait rounds before a replica stops waiting on others and asks Incode itself. */
+const MAX_ROUNDS = 8
+
+/** What one loader gathers, from Redis or Incode, in the LinkCache's terms. */
+class Gathered {
+  readonly entries: NormalisedLinks['entries'] = new Map()
+  readonly missing: ImageType[] = []
+  readonly fromStore = new Set<ImageType>()
+  readonly servableUntilMs = new Map<ImageType, number>()
+
+  addStored(found: ReadonlyMap<ImageType, StoredLink>, hit: boolean): void {
+    for (const [type, stored] of found) {
+      if (stored.entry && stored.expiresAtMs !== undefined) {
+        this.entries.set(type, { entry: stored.entry, expiresAtMs: stored.expiresAtMs })
+      } else this.missing.push(type)
+      this.servableUntilMs.set(type, stored.servableUntilMs)
+      if (hit) this.fromStore.add(type)
+    }
+  }
+
+  addLoaded(links: NormalisedLinks): void {
+    for (const [type, got] of links.entries) this.entries.set(type, got)
+    this.missing.push(...links.missing)
+  }
+
+  result(): LoadedLinks {
+    return {
+      entries: this.entries,
+      missing: this.missing,
+      fromStore: this.fromStore,
+      servableUntilMs: this.servableUntilMs,
+    }
+  }
+}
+
+/**
+ * Puts fleet mode's shared cache (Redis, L2) between a replica's LinkCache (L1) and Incode: what
+ * L1 misses is read from Redis; what Redis lacks is locked by one replica, fetched from Incode
+ * once and written to Redis for all, while the other replicas wait for it (bounded by the request
+ * deadline) and fetch it themselves only if the holder gives up or vanishes. L1's own coalescing
+ * stays in front, so one replica sends one waiter. When Redis is unavailable this is `load` alone.
+ */
+export function sharedLoader(
+  store: LinkStore,
+  slot: CacheSlot,
+  deadlineAt: number,
+  load: LinkLoader,
+  metrics: Metrics,
+): LinkLoader {
+  const storeSlot: StoreSlot = {
+    scope: slot.scope,
+    interviewId: slot.interviewId,
+    label: slot.label ?? slot.interviewId,
+    notAfterMs: slot.notAfterMs ?? Infinity,
+  }
+  const count = (result: string, n: number) => {
+    if (n > 0) metrics.linkStoreLookups.inc({ result }, n)
+  }
+
+  return async (types) => {
+    // A dead credential is never cached (LinkCache bypasses too).
+    if (!(storeSlot.notAfterMs > store.now())) return load(types)
+    const read = await store.read(storeSlot, types)
+    if (!read) {
+      count('unavailable', types.length)
+      return load(types)
+    }
+    const gathered = new Gathered()
+    gathered.addStored(read.found, true)
+    count('hit', read.found.size)
+    let pending = types.filter((type) => !read.found.has(type))
+    count('miss', pending.length)
+
+    const token = randomBytes(12).toString('base64url')
+    const loadAndShare = async (mine: ImageType[]): Promise<LoadedLinks> => {
+      try {
+        const links = await load(mine)
+        await store.write(storeSlot, mine, links, token, read.generation)
+        return links
+      } catch (err) {
+        await store.release(storeSlot, mine, token)
+        throw err
+      }
+    }
+    const own: Promise<LoadedLinks>[] = []
+    const start = (loading: Promise<LoadedLinks>) => {
+      // Observed at once: it may fail while this lookup still waits on other replicas.
+      loading.catch(() => undefined)
+      own.push(loading)
+    }
+    for (let round = 0; pending.length > 0; round++) {
+      const claim =
+        round < MAX_ROUNDS && Date.now() < deadlineAt
+          ? await store.claim(storeSlot, pending, token)
+          : undefined
+      if (!claim) {
+        // Redis unavailable, or no time or patience left for waiting: ask Incode directly.
+        start(load(pending))
+        break
+      }
+      if (claim.mine.length > 0) start(loadAndShare(claim.mine))
+      if (claim.others.length === 0) break
+      if (claim.held.length > 0) await store.waitFor(storeSlot, claim.held, deadlineAt)
+      const again = await store.read(storeSlot, claim.others)
+      if (!again) {
+        start(load(claim.others))
+        break
+      }
+      gathered.addStored(again.found, false)
+      count('waited', again.found.size)
+      pending = claim.others.filter((type) => !again.found.has(type))
+    }
+    // Every load's rejection is observed here; the first one rejects this lookup.
+    for (const links of await Promise.all(own)) gathered.addLoaded(links)
+    return gathered.result()
+  }
+}
