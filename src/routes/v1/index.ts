@@ -135,6 +135,7 @@ const v1Routes: FastifyPluginAsyncTypebox = async (app) => {
       caller,
       types: requested,
       requestId: request.id,
+      accessRecord: request.accessRecord,
     })
     // Cached entries carry their text already: the answer is put together, not serialised.
     return sendJsonText(
@@ -195,7 +196,11 @@ const v1Routes: FastifyPluginAsyncTypebox = async (app) => {
           },
         },
       },
-      (request) => ({ dropped: app.linkCache.invalidate(request.params.interviewId) }),
+      (request) => {
+        const dropped = app.linkCache.invalidate(request.params.interviewId)
+        if (request.accessRecord) Object.assign(request.accessRecord, { cache: 'INVALIDATED', dropped })
+        return { dropped }
+      },
     )
   })
 }
