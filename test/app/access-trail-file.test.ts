@@ -2,7 +2,7 @@ import { once } from 'node:events'
 import { readFile, rename } from 'node:fs/promises'
 import { join } from 'node:path'
 import t from 'tap'
-import type { ConfigError} from '../../src/config.js';
+import type { ConfigError } from '../../src/config.js'
 import { loadConfig } from '../../src/config.js'
 import { SEEDED_INTERVIEW_IDS } from '../../src/simulator/index.js'
 import { build, partnerHeaders, type Harness } from '../helpers/build.js'

@@ -50,7 +50,10 @@ export function trailLeaks(lines: readonly string[], secrets: readonly string[])
   for (const line of lines) {
     const pattern = NEVER_IN_TRAIL.find((p) => p.test(line))
     const secret = secrets.find((s) => line.includes(s))
-    if (pattern || secret) leaks.push(`${pattern ? String(pattern) : 'a credential'} in ${line.trim()}`)
+    // Named by request ID: the message must not print what it found.
+    const { requestId } = JSON.parse(line) as { requestId?: string }
+    if (pattern || secret)
+      leaks.push(`${pattern ? String(pattern) : 'a credential'} in the event of request ${String(requestId)}`)
   }
   return leaks
 }
