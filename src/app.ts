@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import type { Config } from './config.js'
+import accessTrail, { type AccessTrailSink } from './plugins/app/accessTrail.js'
 import auth from './plugins/app/auth.js'
 import bodies from './plugins/app/bodies.js'
 import { clientErrorHandler } from './plugins/app/clientError.js'
@@ -26,6 +27,8 @@ export interface BuildOptions {
   overrides?: ServiceOverrides
   /** Compile schemas on first use (server.ts warms them up after listening); eager by default. */
   lazySchemas?: LazySchemaCompilers
+  /** Takes the access trail's lines instead of ACCESS_TRAIL's destination (tests capture them). */
+  accessTrail?: AccessTrailSink
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/
@@ -123,6 +126,8 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   await app.register(notFound)
   await app.register(bodies)
   await app.register(services, { config, ...(options.overrides ? { overrides: options.overrides } : {}) })
+  // Before auth and the limits: refused requests get their access event too.
+  await app.register(accessTrail, options.accessTrail ? { sink: options.accessTrail } : {})
   await app.register(metrics)
   // Security headers first, so that every answer carries them, refusals by auth included.
   await app.register(security)

@@ -21,6 +21,14 @@ export const ConfigSchema = Type.Object({
     ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)),
     { default: 'info', description: 'pino log level.' },
   ),
+  ACCESS_TRAIL: Type.String({
+    minLength: 1,
+    pattern: '^(stdout|stderr|off|/.+)$',
+    default: 'stdout',
+    description:
+      'Where the access trail (one JSON line per image or link request) goes: stdout, stderr, off, ' +
+      'or an absolute file path (appended to, reopened on SIGHUP for log rotation).',
+  }),
 
   INCODE_BASE_URL: Type.String({
     pattern: '^https?://',

@@ -186,6 +186,7 @@ const dropInRoutes: FastifyPluginAsyncTypebox = async (app) => {
           types: request.body.images,
           requestId: request.id,
           zeroPath: zero,
+          accessRecord: request.accessRecord,
         })
         // Cached entries carry their text already: the answer is put together, not serialised.
         return sendJsonText(

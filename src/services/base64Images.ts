@@ -1,6 +1,7 @@
 import type { Readable } from 'node:stream'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { Caller } from '../domain/calls.js'
+import { recordAnswerTypes } from '../domain/accessEvent.js'
 import type { ImageType } from '../domain/imageTypes.js'
 import { classifyChunk, MergedImagesWriter } from '../domain/imagesMerge.js'
 import { type IncodeImagesPart, incodeImagesJson } from '../domain/incodeImagesMerge.js'
@@ -81,6 +82,7 @@ export function streamImages(
         onAnswer: async (chunk, entries) => {
           const classified = classifyChunk(chunk, entries)
           missing.push(...classified.missing)
+          recordAnswerTypes(request.accessRecord, chunk, entries)
           for (const image of classified.images) writer.addImage(image.type, image.json)
           // The part's memory stays reserved until the socket has taken its bytes; a caller that
           // stops reading is cut by the watch (after WRITE_STALL_MS), which ends this wait.
@@ -88,6 +90,7 @@ export function streamImages(
         },
       })
       // No part succeeded: the request fails as its first failure did.
+      request.accessRecord?.failed.push(...outcome.failures.keys())
       if (outcome.answered === 0 && outcome.firstError) throw outcome.firstError
       writer.finish({ missing, errors: Object.fromEntries(outcome.failures) })
       open().end()
@@ -141,6 +144,7 @@ export async function incodeImages(
       failFast: true,
       onAnswer: (chunk, entries, body) => {
         parts.push({ requested: chunk, entries, body })
+        recordAnswerTypes(request.accessRecord, chunk, entries)
       },
     })
     const only = parts[0]

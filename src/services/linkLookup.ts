@@ -6,6 +6,7 @@ import {
   type LinkLoader,
   type ResolvedLinks,
 } from '../cache/linkCache.js'
+import type { AccessRecord } from '../domain/accessEvent.js'
 import { IMAGE_TYPE_INFO, IMAGE_TYPES, type ImageType } from '../domain/imageTypes.js'
 import { normaliseLinks, type LinkEntry } from '../domain/links.js'
 import { foldTypes } from '../domain/requestedTypes.js'
@@ -35,6 +36,8 @@ export interface LinkLookup {
   requestId?: string
   /** The drop-in `/0` form: the caller's token alone, without the API key. */
   zeroPath?: boolean
+  /** Told what was served, for the access trail. */
+  accessRecord?: AccessRecord | undefined
 }
 
 export interface LinkLookupResult {
@@ -151,11 +154,14 @@ export async function lookupLinks(deps: LinkLookupDeps, lookup: LinkLookup): Pro
   // The links' own breaker: the base64 endpoints' state says nothing about serving links.
   const servedWhileOpen = resolved.status === 'HIT' && deps.incode.breakerState('imageLinks') !== 'closed'
   deps.metrics.cacheLookups.inc({ result: servedWhileOpen ? 'HIT_WHILE_BREAKER_OPEN' : resolved.status })
-  return {
-    entries: resolved.entries,
-    missing: [...resolved.missing, ...unlinkable].sort(byTypeOrder),
-    status: resolved.status,
+  const missing = [...resolved.missing, ...unlinkable].sort(byTypeOrder)
+  const record = lookup.accessRecord
+  if (record) {
+    record.served.push(...resolved.entries.keys())
+    record.missing.push(...missing)
+    record.cache = resolved.status
   }
+  return { entries: resolved.entries, missing, status: resolved.status }
 }
 
 /**

@@ -5,6 +5,7 @@ import { buildApp, type BuildOptions } from '../../src/app.js'
 import { LazySchemaCompilers } from '../../src/schemaCompilers.js'
 import { sha256Hex } from '../../src/auth/apiKeys.js'
 import { loadConfig, type Config } from '../../src/config.js'
+import type { AccessEvent } from '../../src/domain/accessEvent.js'
 import { startSimulator, type Simulator, type SimulatorOptions } from '../../src/simulator/index.js'
 
 /** A partner key with every scope, configured (as its hash) in every app the harness builds. */
@@ -23,6 +24,38 @@ export interface Harness {
   config: Config
   /** Base URL of the app listening on loopback (for tests that need real sockets). */
   url: string
+  /** The access events the app has written so far (captured in memory unless `captureTrail: false`). */
+  trail: () => AccessEvent[]
+}
+
+/**
+ * What no access event may hold: a link (any URL, or the simulator's signed-file path), a JWT, a
+ * long base64 run (image data, a key). Credentials the test used are checked by value as well.
+ */
+const NEVER_IN_TRAIL: readonly RegExp[] = [
+  /https?:\/\//,
+  /\/files\//,
+  /X-Amz-/i,
+  /eyJ[A-Za-z0-9_-]{8,}/,
+  /[A-Za-z0-9+/]{40,}/,
+  /[A-Za-z0-9_-]{40,}/,
+]
+
+/**
+ * The scan every app built here gets at teardown: its access events must hold none of
+ * NEVER_IN_TRAIL and none of `secrets`. One pass of a few regular expressions over short lines.
+ */
+export function trailLeaks(lines: readonly string[], secrets: readonly string[]): string[] {
+  const leaks: string[] = []
+  for (const line of lines) {
+    const pattern = NEVER_IN_TRAIL.find((p) => p.test(line))
+    const secret = secrets.find((s) => line.includes(s))
+    // Named by request ID: the message must not print what it found.
+    const { requestId } = JSON.parse(line) as { requestId?: string }
+    if (pattern || secret)
+      leaks.push(`${pattern ? String(pattern) : 'a credential'} in the event of request ${String(requestId)}`)
+  }
+  return leaks
 }
 
 /**
@@ -40,6 +73,8 @@ export async function build(
     logStream?: Writable
     now?: () => number
     listen?: boolean
+    /** false: the trail goes where ACCESS_TRAIL says, not to the in-memory capture. */
+    captureTrail?: boolean
   } = {},
 ): Promise<Harness> {
   const simulator = options.sharedSimulator ?? (await startSimulator({ port: 0, ...options.simulator }))
@@ -60,12 +95,21 @@ export async function build(
   const buildOptions: BuildOptions = { lazySchemas: new LazySchemaCompilers() }
   if (options.logStream) buildOptions.logStream = options.logStream
   if (options.now) buildOptions.overrides = { now: options.now }
+  const lines: string[] = []
+  if (options.captureTrail !== false) buildOptions.accessTrail = { write: (line: string) => lines.push(line) }
   const app = await buildApp(config, buildOptions)
   t.teardown(() => app.close())
+  // Every suite built here checks its trail: no link, base64 or credential in any event.
+  const secrets = [PARTNER_KEY, simulator.apiKey, simulator.adminPassword]
+  t.teardown(() => {
+    const leaks = trailLeaks(lines, secrets)
+    if (leaks.length > 0) throw new Error(`the access trail holds what it never may: ${leaks.join('; ')}`)
+  })
   let url = ''
   if (options.listen) url = await app.listen({ host: '127.0.0.1', port: 0 })
   else await app.ready()
-  return { app, simulator, config, url }
+  const trail = () => lines.map((line) => JSON.parse(line) as AccessEvent)
+  return { app, simulator, config, url, trail }
 }
 
 /**

@@ -175,6 +175,7 @@ const v1Routes: FastifyPluginAsyncTypebox = async (app) => {
       caller,
       types: requested,
       requestId: request.id,
+      accessRecord: request.accessRecord,
     })
     // Cached entries carry their text already: the answer is put together, not serialised.
     return sendJsonText(
@@ -240,7 +241,11 @@ const v1Routes: FastifyPluginAsyncTypebox = async (app) => {
           },
         },
       },
-      async (request) => ({ dropped: await invalidateLinks(app.linkDeps, request.params.interviewId) }),
+      async (request) => {
+        const dropped = await invalidateLinks(app.linkDeps, request.params.interviewId)
+        if (request.accessRecord) Object.assign(request.accessRecord, { cache: 'INVALIDATED', dropped })
+        return { dropped }
+      },
     )
   })
 }
