@@ -8,6 +8,12 @@ export interface CacheStats {
   coalesced: number
 }
 
+/** The base64 answer memory (services/byteBudget.ts) at scrape time: bytes reserved, and the bound. */
+export interface AnswerMemoryStats {
+  reservedBytes: number
+  limitBytes: number
+}
+
 /**
  * Every metric the service exports on /metrics, on a registry of its own per app (tests build
  * many apps in one process). HTTP request metrics come from fastify-metrics on the same registry.
@@ -88,14 +94,22 @@ export class Metrics {
     help: 'Admin log-ins made (first log-in, renewals, refreshes after a 401).',
     registers: [this.registry],
   })
+  readonly adminLoginFailures = new Counter({
+    name: 'gateway_admin_token_login_failures_total',
+    help: 'Admin log-ins that failed (refused, unanswered, or answered without a token).',
+    registers: [this.registry],
+  })
   readonly shed = new Counter({
     name: 'gateway_shed_requests_total',
-    help: 'Requests refused to protect the service or Incode, by reason.',
+    help: 'Requests refused to protect the service or Incode, by reason (event_loop, rate_limit, bulkhead, upstream_rate, answer_memory).',
     labelNames: ['reason'] as const,
     registers: [this.registry],
   })
 
-  constructor(cacheStats?: () => CacheStats) {
+  readonly answerMemoryReserved: Gauge
+  readonly answerMemoryLimit: Gauge
+
+  constructor(cacheStats?: () => CacheStats, answerMemory?: () => AnswerMemoryStats) {
     collectDefaultMetrics({ register: this.registry })
     const level = (key: 'entries' | 'bytes') =>
       function (this: Gauge) {
@@ -135,6 +149,22 @@ export class Metrics {
       help: 'Link lookups served by another request’s in-flight upstream call.',
       registers: [this.registry],
       collect: total('coalesced'),
+    })
+    const memory = (key: keyof AnswerMemoryStats) =>
+      function (this: Gauge) {
+        if (answerMemory) this.set(answerMemory()[key])
+      }
+    this.answerMemoryReserved = new Gauge({
+      name: 'gateway_answer_memory_reserved_bytes',
+      help: 'Base64 answer bytes reserved in the answer memory (ANSWER_MEMORY_BYTES) right now.',
+      registers: [this.registry],
+      collect: memory('reservedBytes'),
+    })
+    this.answerMemoryLimit = new Gauge({
+      name: 'gateway_answer_memory_limit_bytes',
+      help: 'The answer memory bound (ANSWER_MEMORY_BYTES).',
+      registers: [this.registry],
+      collect: memory('limitBytes'),
     })
   }
 }

@@ -65,10 +65,12 @@ export class ByteBudget {
    * @param maxBytes the service-wide bound
    * @param perCallerBytes one caller's share (at most `maxBytes`; default: all of it, so no
    *   per-caller bound beyond the order of its own queue)
+   * @param onExhausted told of each reservation refused with MEMORY_BUDGET_EXHAUSTED (metrics)
    */
   constructor(
     readonly maxBytes: number,
     perCallerBytes = maxBytes,
+    readonly onExhausted: () => void = () => {},
   ) {
     for (const [name, value] of [
       ['maxBytes', maxBytes],
@@ -91,6 +93,11 @@ export class ByteBudget {
   /** Bytes not reserved right now. */
   available(): number {
     return Math.max(0, this.#semaphore.getValue()) * KiB
+  }
+
+  /** Bytes reserved right now (what `available()` lacks of the whole budget). */
+  reserved(): number {
+    return (this.#capacity - Math.max(0, this.#semaphore.getValue())) * KiB
   }
 
   /** Bytes of `caller`'s share taken by its reservations (held, or waiting service-wide). */
@@ -132,7 +139,8 @@ export class ByteBudget {
       signal?.addEventListener('abort', onAbort, { once: true })
       if (deadlineAt !== undefined) {
         timer = setTimeout(
-          () =>
+          () => {
+            this.onExhausted()
             reject(
               new OverloadedError(
                 inShare
@@ -141,7 +149,8 @@ export class ByteBudget {
                 1,
                 'MEMORY_BUDGET_EXHAUSTED',
               ),
-            ),
+            )
+          },
           Math.max(0, deadlineAt - Date.now()),
         )
       }

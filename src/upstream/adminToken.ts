@@ -179,6 +179,7 @@ export class AdminTokenProvider implements AdminTokens {
         (err: unknown) => {
           const error = err instanceof Error ? err : new Error(String(err))
           this.#failures++
+          this.#metrics?.adminLoginFailures.inc()
           this.#retryAt = this.#now() + loginBackoffMs(this.#failures, this.#random)
           this.#lastError = error
           throw error

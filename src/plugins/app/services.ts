@@ -51,7 +51,13 @@ export default fp(
     const { config } = opts
     const now = opts.overrides?.now
     // The cache-stats callback reads the cache lazily, at scrape time.
-    const metrics = new Metrics(() => app.linkCache.stats())
+    const metrics = new Metrics(
+      () => app.linkCache.stats(),
+      () => ({
+        reservedBytes: app.answerMemory.reserved(),
+        limitBytes: app.answerMemory.maxBytes,
+      }),
+    )
     // The upstream line: Incode client and admin token → policy → transport.
     const fleet = config.REDIS_URL === undefined ? undefined : new Fleet({ config, log: app.log, metrics })
     const transport = new Transport(config, { interceptors: retryInterceptors(config.RETRY_MAX) })
@@ -95,7 +101,9 @@ export default fp(
     app.decorate('sizeEstimator', new SizeEstimator())
     app.decorate(
       'answerMemory',
-      new ByteBudget(config.ANSWER_MEMORY_BYTES, config.ANSWER_MEMORY_PER_CALLER_BYTES),
+      new ByteBudget(config.ANSWER_MEMORY_BYTES, config.ANSWER_MEMORY_PER_CALLER_BYTES, () =>
+        metrics.shed.inc({ reason: 'answer_memory' }),
+      ),
     )
     app.decorate('gatewayMetrics', metrics)
     app.decorate('now', now ?? Date.now)
