@@ -12,6 +12,7 @@
  *                  memory50, growth, coldStart); for working on the harness
  *   --dist DIR     bench another build of the service (DIR/server.js), e.g. a patched copy
  *   --service-env K=V  extra environment for the service (repeatable), e.g. to try a setting
+ *   --no-node24    measure under the bench's own Node only (else also under Node 24, `npx -y node@24`)
  */
 import { execFileSync } from 'node:child_process'
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
@@ -21,7 +22,9 @@ import * as prettier from 'prettier'
 import { ensureNginx, nginxErrorLog, startNginx, stopNginx, type NginxInstance } from './lib/nginx.js'
 import { freePort, killAllSync, liveChildren, runToEnd, stopAll } from './lib/procs.js'
 import { errorRows, machine, machineLine, markdownReport } from './lib/report.js'
+import { node24 } from './lib/runtimes.js'
 import { compileChildScripts } from './lib/scripts.js'
+import { corePlan, ensureWrk, wrkVersion } from './lib/wrk.js'
 import {
   adminLogin,
   BENCH_DIR,
@@ -59,6 +62,7 @@ interface Args {
   only: string[] | undefined
   dist: string | undefined
   serviceEnv: Record<string, string>
+  node24: boolean
 }
 
 function parseArgs(argv: string[]): Args {
@@ -71,6 +75,7 @@ function parseArgs(argv: string[]): Args {
     only: undefined,
     dist: undefined,
     serviceEnv: {},
+    node24: true,
   }
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]
@@ -78,6 +83,7 @@ function parseArgs(argv: string[]): Args {
     else if (a === '--build') args.build = true
     else if (a === '--write-doc') args.writeDoc = true
     else if (a === '--strict') args.strict = true
+    else if (a === '--no-node24') args.node24 = false
     else if (a === '--out') args.out = path.resolve(argv[++i] ?? '')
     else if (a === '--only') args.only = (argv[++i] ?? '').split(',').filter(Boolean)
     else if (a === '--dist') args.dist = path.resolve(argv[++i] ?? '')
@@ -192,6 +198,9 @@ async function main(): Promise<number> {
   progress(`mode ${profile.name}; simulator latency ${LATENCY.fixedMs} ms + ${LATENCY.perMiBMs} ms/MiB`)
   await ensureBuilt()
   const nginxBinary = await ensureNginx(progress)
+  const wrkBinary = await ensureWrk(progress)
+  const cores = corePlan()
+  const runtime24 = args.node24 ? await node24(progress) : undefined
   const workDir = tempDir()
   const results: Array<{ key: string; result: ScenarioResult }> = []
   const errors: Record<string, string> = {}
@@ -215,7 +224,8 @@ async function main(): Promise<number> {
     ])
     nginx = started[0]
     const [, service, passThrough] = started
-    const info = machine(nginx.version, versionOf('autocannon'))
+    const service24 = runtime24 ? await startService(sim.url, runtime24.node, 'service (Node 24)') : undefined
+    const info = machine(nginx.version, versionOf('autocannon'), wrkVersion(wrkBinary), runtime24?.version)
     const revision = sourceRevision()
     const ctx: Ctx = {
       profile,
@@ -224,6 +234,11 @@ async function main(): Promise<number> {
       latency: LATENCY,
       sim,
       service,
+      service24,
+      runtime: { label: 'Node 20', node: process.execPath, version: process.version },
+      runtime24,
+      wrk: wrkBinary,
+      cores,
       passThrough,
       nginx,
       adminToken,
@@ -256,7 +271,11 @@ async function main(): Promise<number> {
         .map(([k, v]) => `, ${k}=${v}`)
         .join('')}; a partner key in x-api-key.`,
       'nginx: 1 worker, `proxy_cache` + `proxy_cache_lock`, `proxy_cache_methods POST`, `proxy_cache_key "$request_uri|$request_body"`, `proxy_cache_valid 200 50m`, body in memory (64k buffer). Pass-through: Fastify + @fastify/reply-from, raw bodies, 32 upstream connections. Buffer-everything: Fastify, same chunks fetched in parallel, JSON.parse, merge, JSON.stringify.',
-      'Load: autocannon in its own process; sequential loops (links cold, base64) in a separate Node process (undici, keep-alive), contenders alternating round by round; medians of rounds; RSS from /proc/<pid>/status (VmHWM reset before each burst, VmRSS sampled every 20 ms).',
+      `Throughput (links, warm): wrk 1 thread, 50 connections; ${cores.description}.`,
+      runtime24
+        ? `Runtimes: the service under the bench's Node (${process.version}) and under Node ${runtime24.version.slice(1)} (\`npx -y node@24\`) side by side in links warm, links cold, the full set and cold start; the memory and growth scenarios under ${process.version} only.`
+        : `Runtimes: Node ${process.version} only (Node 24 was not measured in this run).`,
+      'Load: autocannon in its own process for memory and growth; sequential loops (links cold, base64) in a separate Node process (undici, keep-alive), contenders alternating round by round; medians of rounds; RSS from /proc/<pid>/status (VmHWM reset before each burst, VmRSS sampled every 20 ms).',
     ]
     const extraRows = Object.entries(errors).map(([key, message]) => errorRows(key, message))
     const report = markdownReport(results, extraRows, conditions)
