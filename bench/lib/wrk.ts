@@ -106,6 +106,22 @@ function groupPids(pid: number): number[] {
   return pids.length > 0 ? pids : [pid]
 }
 
+/** CPU time (user + system) used so far by every process of the group led by `pid`, ms. */
+export function groupCpuMs(pid: number): number {
+  let ticks = 0
+  for (const p of groupPids(pid)) {
+    try {
+      const stat = readFileSync(`/proc/${p}/stat`, 'utf8')
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+      ticks += Number(fields[11]) + Number(fields[12])
+    } catch {
+      // gone
+    }
+  }
+  // USER_HZ is 100 on Linux.
+  return ticks * 10
+}
+
 /** Pins every thread of every process of the group led by `pid` to `cpus` (all cores when undefined). */
 export function pinGroup(pid: number, cpus: string | undefined): void {
   const taskset = findTaskset()

@@ -2,7 +2,7 @@ import { writeFileSync } from 'node:fs'
 import path from 'node:path'
 import { call, serviceHeaders, startScript, stopServer, type Server } from '../lib/stack.js'
 import { fmt, median, ratio, round } from '../lib/stats.js'
-import { pinGroup, wrk } from '../lib/wrk.js'
+import { groupCpuMs, pinGroup, wrk } from '../lib/wrk.js'
 import {
   type Ctx,
   LINK_TYPES,
@@ -18,6 +18,8 @@ import {
 
 interface Contender {
   name: string
+  /** The process group whose CPU time is charged to the contender's requests. */
+  pid: number
   url: string
   headers: Record<string, string>
   cache?: 'nginx' | 'service'
@@ -57,8 +59,19 @@ export async function linksWarm(ctx: Ctx): Promise<ScenarioResult> {
   const bares: Server[] = []
   try {
     const contenders: Contender[] = [
-      { name: 'nginx', url: incodeLinksUrl(ctx.nginx.url), headers: directHeaders(ctx), cache: 'nginx' },
-      { name: 'pass-through', url: incodeLinksUrl(ctx.passThrough.url), headers: directHeaders(ctx) },
+      {
+        name: 'nginx',
+        pid: ctx.nginx.child.pid,
+        url: incodeLinksUrl(ctx.nginx.url),
+        headers: directHeaders(ctx),
+        cache: 'nginx',
+      },
+      {
+        name: 'pass-through',
+        pid: ctx.passThrough.pid,
+        url: incodeLinksUrl(ctx.passThrough.url),
+        headers: directHeaders(ctx),
+      },
     ]
     for (const r of runtimes) {
       const bare = await startScript(
@@ -73,11 +86,12 @@ export async function linksWarm(ctx: Ctx): Promise<ScenarioResult> {
       contenders.push(
         {
           name: `service${r.suffix}`,
+          pid: r.service.pid,
           url: serviceLinksUrl(r.service.url),
           headers: serviceHeaders(),
           cache: 'service',
         },
-        { name: `bare${r.suffix}`, url: serviceLinksUrl(bare.url), headers: serviceHeaders() },
+        { name: `bare${r.suffix}`, pid: bare.pid, url: serviceLinksUrl(bare.url), headers: serviceHeaders() },
       )
     }
     // Prime the caches and check that the second answer is a hit.
@@ -97,10 +111,14 @@ export async function linksWarm(ctx: Ctx): Promise<ScenarioResult> {
 
     const rps: Record<string, number[]> = Object.fromEntries(contenders.map((c) => [c.name, []]))
     const p99: Record<string, number[]> = Object.fromEntries(contenders.map((c) => [c.name, []]))
+    // CPU time per answered request (µs): what the server spends on one request, much less moved by
+    // other load on the machine than req/s.
+    const cpuUs: Record<string, number[]> = Object.fromEntries(contenders.map((c) => [c.name, []]))
     const problems: string[] = []
     try {
       for (let round = 0; round < p.rounds; round++) {
         for (const c of rotate(contenders, round)) {
+          const cpuBefore = groupCpuMs(c.pid)
           const res = await wrk(ctx.wrk, {
             url: c.url,
             method: 'POST',
@@ -111,6 +129,8 @@ export async function linksWarm(ctx: Ctx): Promise<ScenarioResult> {
             cpus: ctx.cores.loadCpus,
             workDir: ctx.workDir,
           })
+          const answered = res.requests - res.non2xx
+          if (answered > 0) cpuUs[c.name]?.push(((groupCpuMs(c.pid) - cpuBefore) * 1000) / answered)
           rps[c.name]?.push(res.rps)
           p99[c.name]?.push(res.latency.p99)
           if (res.non2xx + res.errors + res.timeouts > 0)
@@ -125,12 +145,20 @@ export async function linksWarm(ctx: Ctx): Promise<ScenarioResult> {
     }
 
     const m = (name: string) => median(rps[name] ?? [])
+    const cpu = (name: string) => median(cpuUs[name] ?? [])
     const nginx = m('nginx')
     const pass = m('pass-through')
     const pairs = runtimes.map((r) => {
       const service = m(`service${r.suffix}`)
       const bare = m(`bare${r.suffix}`)
-      return { ...r, service, bare, ratio: ratio(service, bare) }
+      return {
+        ...r,
+        service,
+        bare,
+        ratio: ratio(service, bare),
+        serviceCpu: cpu(`service${r.suffix}`),
+        bareCpu: cpu(`bare${r.suffix}`),
+      }
     })
     // The target is set on the faster runtime (by the service's own figure).
     const best = pairs.reduce((a, b) => (b.service > a.service ? b : a))
@@ -143,6 +171,9 @@ export async function linksWarm(ctx: Ctx): Promise<ScenarioResult> {
       ratioServiceToBare: round(ratio(m('service'), m('bare')), 3),
       ratioServiceToNginx: round(ratio(m('service'), nginx), 3),
       ratioBareToNginx: round(ratio(m('bare'), nginx), 3),
+      serviceCpuUsPerRequest: round(cpu('service'), 1),
+      bareCpuUsPerRequest: round(cpu('bare'), 1),
+      nginxCpuUsPerRequest: round(cpu('nginx'), 1),
       serviceP99Ms: median(p99.service ?? []),
       nginxP99Ms: median(p99.nginx ?? []),
       connections: p.connections,
@@ -152,6 +183,8 @@ export async function linksWarm(ctx: Ctx): Promise<ScenarioResult> {
     if (ctx.runtime24 && ctx.service24) {
       figures.service24Rps = round(m('service (Node 24)'), 0)
       figures.bare24Rps = round(m('bare (Node 24)'), 0)
+      figures.service24CpuUsPerRequest = round(cpu('service (Node 24)'), 1)
+      figures.bare24CpuUsPerRequest = round(cpu('bare (Node 24)'), 1)
       figures.ratioService24ToBare24 = round(ratio(m('service (Node 24)'), m('bare (Node 24)')), 3)
     }
     return {
@@ -164,13 +197,13 @@ export async function linksWarm(ctx: Ctx): Promise<ScenarioResult> {
           scenario: `links, warm cache, ${pair.runtime.label} ${pair.runtime.version}`,
           measure: `req/s at ${p.connections} connections (wrk, median of ${p.rounds} × ${p.durationSec} s)`,
           service: fmt(pair.service, 0),
-          comparison: `bare Fastify, same bytes ${fmt(pair.bare, 0)}; nginx ${fmt(nginx, 0)} (${fmt(ratio(pair.service, nginx), 2)} ×); pass-through (no cache) ${fmt(pass, 0)}`,
+          comparison: `bare Fastify, same bytes ${fmt(pair.bare, 0)}; CPU per request ${fmt(pair.serviceCpu, 0)} µs vs bare ${fmt(pair.bareCpu, 0)} µs (${fmt(ratio(pair.bareCpu, pair.serviceCpu), 2)} ×); nginx ${fmt(nginx, 0)} (${fmt(ratio(pair.service, nginx), 2)} ×); pass-through (no cache) ${fmt(pass, 0)}`,
           ratio: `${fmt(pair.ratio, 2)} × bare`,
           target: counts ? '≥ 0.85 × bare Fastify' : '— (the other runtime is faster)',
           pass: counts ? ok : true,
         }
       }),
-      details: { rps, p99, problems, cores: ctx.cores.description },
+      details: { rps, p99, cpuUs, problems, cores: ctx.cores.description },
     }
   } finally {
     for (const bare of bares) await stopServer(bare)
