@@ -338,17 +338,22 @@ function performanceDoc(report: string[]): string {
   return `## Performance
 
 \`npm run bench\` measures the service on loopback against what it replaces or competes with, in one
-run: **direct** (the client calls Incode — here the simulator — itself: the floor), **nginx** caching
-the links endpoint the way a user would configure it, **pass-through** (a plain Fastify proxy with
-@fastify/reply-from, no splitting or caching), **naive** (one image type per call, one after
-another), and a **buffer-everything** variant of the split-and-merge route (the obvious
-implementation: hold every part, \`JSON.parse\`, merge, \`JSON.stringify\`). Contenders run in
-the same run, alternating round by round; figures are medians and ratios between them. The load comes
-from autocannon in a separate process. The lines under the tables give the machine, the settings and
-the load average during the run: the machine is small and shared, so absolute figures move from
-run to run, and a busy machine (a load average well above its 2 cores) inflates every latency and
-the cold start; the ratios between contenders measured in the same run are what the targets are
-about. \`bench/results/latest.json\` holds every figure of the last run.
+run: **direct** (the client calls Incode — here the simulator — itself: the floor; for the full set
+also **the same chunks fetched directly in parallel**, the floor of any split fetch), **bare
+Fastify** (one route answering the service's own links answer, pre-serialised: the ceiling of a
+Node service), **nginx** caching the links endpoint the way a user would configure it,
+**pass-through** (a plain Fastify proxy with @fastify/reply-from, no splitting or caching),
+**naive** (one image type per call, one after another), and a **buffer-everything** variant of the
+split-and-merge route (the obvious implementation: hold every part, \`JSON.parse\`, merge,
+\`JSON.stringify\`). The service runs under Node 20 and Node 24 side by side. Contenders run in the
+same run, alternating round by round; figures are medians and ratios between them. Throughput comes
+from wrk pinned to one core with the servers on the other (\`taskset\`), with each server's CPU time
+per answered request beside it; memory and growth load from autocannon in a separate process. The
+lines under the tables give the machine, the settings and the load average during the run: the
+machine is small and shared, so absolute figures move from run to run, and a busy machine (a load
+average well above its 2 cores) inflates every latency and the cold start; the ratios between
+contenders measured in the same run are what the targets are about. \`bench/results/latest.json\`
+holds every figure of the last run.
 
 ${report.join('\n')}
 
@@ -356,12 +361,13 @@ ${report.join('\n')}
 
 \`\`\`sh
 npm ci && npm run build
-npm run bench             # about 7 minutes; the table on stdout, figures in bench/results/latest.json
-npm run bench -- --quick  # under a minute, for checking the harness (the test suite runs this)
+npm run bench             # about 12 minutes; the table on stdout, figures in bench/results/latest.json
+npm run bench -- --quick  # about a minute and a half, for checking the harness (the test suite runs this)
 \`\`\`
 
-The harness needs nginx: it uses the one on PATH (or /usr/sbin), and otherwise installs Debian's
-package itself when run as root (\`apt-get update && apt-get install -y nginx\`). It starts its own
+The harness needs nginx and wrk: it uses the ones on PATH (or /usr/sbin, /usr/bin), and otherwise
+installs Debian's packages itself when run as root (\`apt-get update && apt-get install -y nginx\`,
+likewise \`wrk\`); Node 24 comes from the registry (\`npx -y node@24\`; \`--no-node24\` skips it). It starts its own
 nginx instance (own config and prefix in a temp dir, 127.0.0.1 only), never the system service.
 Everything it starts — the simulator, the service, nginx, the contenders, the load tool — listens
 on or talks to 127.0.0.1 only, is bounded in time, and is stopped at the end, also on failure or
