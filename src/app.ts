@@ -79,6 +79,9 @@ export function fastifyOptions(config: Config, options: BuildOptions = {}): Fast
       return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID()
     },
     bodyLimit: config.BODY_LIMIT_BYTES,
+    // Behind a load balancer every caller comes from its address: TRUST_PROXY names the proxies
+    // whose X-Forwarded-For is believed, so address-keyed limits see the real caller.
+    ...(config.TRUST_PROXY === '' ? {} : { trustProxy: config.TRUST_PROXY }),
     ...(options.lazySchemas ? { schemaController: { compilersFactory: options.lazySchemas.factory } } : {}),
     // Malformed URLs and over-long params are refused by Fastify before routing: answer them
     // through the one error handler's shapes too.

@@ -212,6 +212,43 @@ export const ConfigSchema = Type.Object({
   }),
   BREAKER_RESET_MS: Ms(10_000, 'How long the breaker stays open before a half-open probe.'),
   SHUTDOWN_GRACE_MS: Ms(30_000, 'On SIGTERM, in-flight requests get this long to finish.'),
+
+  TRUST_PROXY: Type.String({
+    default: '',
+    description:
+      'Addresses or CIDR ranges of the load balancers in front (comma-separated), whose X-Forwarded-For names the caller for address-keyed limits. Empty: the socket address is the caller.',
+  }),
+  REDIS_URL: Type.Optional(
+    Type.String({
+      pattern: '^rediss?://',
+      description:
+        'Fleet mode: redis:// or rediss:// URL of the Redis that replicas share (link cache L2, coalescing, invalidation, limits, admin token). Unset: one process, all in memory.',
+    }),
+  ),
+  FLEET_SECRET: Type.Optional(
+    Type.String({
+      minLength: 32,
+      description:
+        'Fleet mode: secret (at least 32 characters) from which the key that encrypts values in Redis and the key that hashes key names are derived. Required with REDIS_URL.',
+    }),
+  ),
+  FLEET_OLD_SECRETS: Type.String({
+    default: '',
+    description:
+      'Fleet mode: earlier FLEET_SECRET values, comma-separated, still accepted for reading during a key rotation.',
+  }),
+  REDIS_KEY_PREFIX: Type.String({
+    default: 'igw:',
+    description: 'Fleet mode: prefix of every Redis key this service writes.',
+  }),
+  REDIS_COMMAND_TIMEOUT_MS: Ms(
+    100,
+    'Fleet mode: a Redis command not answered in this long fails (the service falls back to local state).',
+  ),
+  REDIS_BREAKER_RESET_MS: Ms(
+    5_000,
+    'Fleet mode: after Redis failures, how long the service stays on local state before trying Redis again.',
+  ),
 })
 
 export type Config = Static<typeof ConfigSchema>
@@ -281,6 +318,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     problems.push('INCODE_ADMIN_EMAIL: is required when INCODE_ADMIN_PASSWORD is set')
   if (config.CHUNK_BUDGET_BYTES >= config.UPSTREAM_MAX_RESPONSE_BYTES)
     problems.push('CHUNK_BUDGET_BYTES: must be below UPSTREAM_MAX_RESPONSE_BYTES')
+  if (config.REDIS_URL !== undefined && config.FLEET_SECRET === undefined)
+    problems.push('FLEET_SECRET: is required when REDIS_URL is set')
   problems.push(...parseApiKeys(config.API_KEYS).problems)
   if (problems.length > 0) throw new ConfigError(problems)
   return config

@@ -56,6 +56,17 @@ export class Metrics {
     labelNames: ['result'] as const,
     registers: [this.registry],
   })
+  readonly fleetDegraded = new Gauge({
+    name: 'gateway_fleet_degraded',
+    help: 'Fleet mode: 1 while Redis is unavailable and the replica runs on local state, else 0 (also 0 without Redis).',
+    registers: [this.registry],
+  })
+  readonly fleetRedisFailures = new Counter({
+    name: 'gateway_fleet_redis_failures_total',
+    help: 'Fleet mode: Redis commands that failed or timed out, and commands skipped while degraded.',
+    labelNames: ['outcome'] as const,
+    registers: [this.registry],
+  })
   readonly cacheEntries: Gauge
   readonly cacheBytes: Gauge
   readonly cacheEvictions: Counter

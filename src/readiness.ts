@@ -1,5 +1,6 @@
 import type { UpstreamPolicy } from './upstream/policy.js'
 import type { AdminTokens } from './upstream/types.js'
+import type { Fleet } from './fleet/redis.js'
 
 export interface Check {
   ok: boolean
@@ -30,14 +31,24 @@ const IMAGE_ENDPOINTS = ['images', 'imageLinks', 'secondIdImages', 'concatenated
 export class Readiness {
   #last: { at: number; checks: Promise<Record<string, Check>> } | undefined
 
-  constructor(private readonly deps: { policy: UpstreamPolicy; adminTokens: AdminTokens | undefined }) {}
+  constructor(
+    private readonly deps: {
+      policy: UpstreamPolicy
+      adminTokens: AdminTokens | undefined
+      fleet?: Fleet | undefined
+    },
+  ) {}
 
-  check(): Promise<Record<string, Check>> {
+  async check(): Promise<Record<string, Check>> {
     const now = Date.now()
-    if (this.#last && now - this.#last.at < CACHE_MS) return this.#last.checks
-    const checks = this.#run()
-    this.#last = { at: now, checks }
-    return checks
+    if (!this.#last || now - this.#last.at >= CACHE_MS) this.#last = { at: now, checks: this.#run() }
+    const checks = await this.#last.checks
+    const { fleet } = this.deps
+    if (!fleet) return checks
+    // Fleet mode never makes a replica unready (Incode is what readiness is about): a replica
+    // without Redis still serves, from local state, and says so here.
+    const detail = fleet.degraded ? 'degraded: Redis unavailable, using local state' : 'shared state in Redis'
+    return { ...checks, fleet: { ok: true, detail } }
   }
 
   async #run(): Promise<Record<string, Check>> {

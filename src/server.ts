@@ -54,6 +54,11 @@ closeWithGrace({ delay: config.SHUTDOWN_GRACE_MS + LAST_ANSWERS_MS }, async ({ s
 
 await app.listen({ host: config.HOST, port: config.PORT })
 // Tells a parent process (tests, benchmarks) where the service listens.
-if (process.send) process.send({ listening: app.server.address() })
+if (process.send) {
+  process.send({ listening: app.server.address() })
+  // A parent that goes away (npm run fleet stopped hard, a test runner killed) takes its service
+  // processes with it, through the same graceful close as SIGTERM.
+  process.once('disconnect', () => process.kill(process.pid, 'SIGTERM'))
+}
 // The rest of the schemas compile once start-up is over, between requests.
 setTimeout(() => void lazySchemas.warmUp(), 1_000).unref()

@@ -13,6 +13,7 @@ import { Readiness } from '../../readiness.js'
 import { Metrics } from '../../metrics.js'
 import type { LinkLookupDeps } from '../../services/linkLookup.js'
 import { ByteBudget } from '../../services/byteBudget.js'
+import { Fleet } from '../../fleet/redis.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -28,6 +29,8 @@ declare module 'fastify' {
     readiness: Readiness
     /** The service's own Prometheus metrics (app.metrics is fastify-metrics' decorator). */
     gatewayMetrics: Metrics
+    /** Fleet mode's shared state in Redis; undefined without REDIS_URL (one process, in memory). */
+    fleet: Fleet | undefined
     /** The service's clock (tests inject a fake one). */
     now: () => number
     linkDeps: LinkLookupDeps
@@ -88,9 +91,11 @@ export default fp(
       now: app.now,
       deadlineMs: config.REQUEST_DEADLINE_MS,
     })
-    app.decorate('readiness', new Readiness({ policy, adminTokens }))
+    const fleet = config.REDIS_URL === undefined ? undefined : new Fleet({ config, log: app.log, metrics })
+    app.decorate('fleet', fleet)
+    app.decorate('readiness', new Readiness({ policy, adminTokens, fleet }))
     app.addHook('onClose', async () => {
-      await transport.close()
+      await Promise.all([transport.close(), fleet?.close()])
     })
   },
   { name: 'services' },

@@ -1,0 +1,186 @@
+import {
+  ConsecutiveBreaker,
+  CircuitState,
+  circuitBreaker,
+  handleAll,
+  type CircuitBreakerPolicy,
+} from 'cockatiel'
+import type { FastifyBaseLogger } from 'fastify'
+import { Redis } from 'ioredis'
+import type { Config } from '../config.js'
+import type { Metrics } from '../metrics.js'
+import { FleetSeal } from './seal.js'
+
+/** Consecutive Redis failures after which the replica stops asking Redis for a while. */
+const FAILURES_TO_OPEN = 3
+
+type Handler = (message: Buffer) => void
+
+export interface FleetOptions {
+  config: Config
+  log: FastifyBaseLogger
+  metrics?: Metrics | undefined
+}
+
+/**
+ * Fleet mode's one door to Redis (ioredis): every command goes through `run`, which never throws
+ * and never waits long. A command gets REDIS_COMMAND_TIMEOUT_MS; commands are not queued while
+ * the connection is down (they fail at once); consecutive failures open a breaker of its own for
+ * REDIS_BREAKER_RESET_MS, during which `run` answers `undefined` without asking Redis. Callers
+ * read `undefined` as "Redis has nothing to say" and fall back to local state (L1 cache, local
+ * coalescing, local limits). Entering and leaving that degraded mode is logged once each way and
+ * shown by the gateway_fleet_degraded gauge. ioredis reconnects by itself (with backoff), and
+ * the subscriber connection re-subscribes by itself.
+ */
+export class Fleet {
+  readonly redis: Redis
+  readonly seal: FleetSeal
+  readonly prefix: string
+  readonly #log: FastifyBaseLogger
+  readonly #metrics: Metrics | undefined
+  readonly #breaker: CircuitBreakerPolicy
+  readonly #handlers = new Map<string, Set<Handler>>()
+  #subscriber: Redis | undefined
+  #degraded = false
+  #closed = false
+
+  constructor(options: FleetOptions) {
+    const { config, log, metrics } = options
+    if (config.REDIS_URL === undefined || config.FLEET_SECRET === undefined)
+      throw new Error('fleet mode needs REDIS_URL and FLEET_SECRET')
+    this.#log = log
+    this.#metrics = metrics
+    this.prefix = config.REDIS_KEY_PREFIX
+    this.seal = new FleetSeal(
+      config.FLEET_SECRET,
+      config.FLEET_OLD_SECRETS.split(',').map((s) => s.trim()),
+    )
+    this.redis = new Redis(config.REDIS_URL, {
+      commandTimeout: config.REDIS_COMMAND_TIMEOUT_MS,
+      connectTimeout: Math.max(1_000, config.REDIS_COMMAND_TIMEOUT_MS * 10),
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 0,
+      enableAutoPipelining: true,
+      // Reconnect for ever, backing off to once every 2 s.
+      retryStrategy: (times) => Math.min(times * 100, 2_000),
+      lazyConnect: false,
+    })
+    // Without a listener ioredis prints every connection error; the state changes are logged below.
+    this.redis.on('error', () => {})
+    this.redis.on('ready', () => {
+      this.#setDegraded(false)
+    })
+    this.redis.on('end', () => {
+      this.#setDegraded(true)
+    })
+    this.#breaker = circuitBreaker(handleAll, {
+      halfOpenAfter: config.REDIS_BREAKER_RESET_MS,
+      breaker: new ConsecutiveBreaker(FAILURES_TO_OPEN),
+    })
+    this.#breaker.onBreak(() => {
+      this.#setDegraded(true)
+    })
+    this.#breaker.onReset(() => {
+      if (this.redis.status === 'ready') this.#setDegraded(false)
+    })
+    metrics?.fleetDegraded.set(0)
+  }
+
+  /** Whether the replica is on local state (Redis unreachable, slow or failing). */
+  get degraded(): boolean {
+    return this.#degraded || this.redis.status !== 'ready' || this.#breaker.state === CircuitState.Open
+  }
+
+  /** A key name under the prefix: the keyed hash of `parts`, so names reveal nothing. */
+  key(kind: string, ...parts: string[]): string {
+    return `${this.prefix}${kind}:${this.seal.name(kind, ...parts)}`
+  }
+
+  /** The same key's names under every accepted secret, the current one first (for reads). */
+  keys(kind: string, ...parts: string[]): string[] {
+    return this.seal.names(kind, ...parts).map((name) => `${this.prefix}${kind}:${name}`)
+  }
+
+  /**
+   * Runs Redis commands; the result, or `undefined` when Redis is down, slow, failing or the
+   * breaker is open. Never throws.
+   */
+  async run<T>(command: (redis: Redis) => Promise<T>): Promise<T | undefined> {
+    if (this.#closed) return undefined
+    if (this.redis.status !== 'ready') {
+      this.#metrics?.fleetRedisFailures.inc({ outcome: 'skipped' })
+      this.#setDegraded(true)
+      return undefined
+    }
+    try {
+      return await this.#breaker.execute(() => command(this.redis))
+    } catch (err) {
+      const outcome = this.#breaker.state === CircuitState.Open ? 'skipped' : errorOutcome(err)
+      this.#metrics?.fleetRedisFailures.inc({ outcome })
+      return undefined
+    }
+  }
+
+  /** Publishes to every replica (this one included); false when Redis could not take it. */
+  async publish(channel: string, message: Buffer | string): Promise<boolean> {
+    const receivers = await this.run((redis) => redis.publish(this.prefix + channel, message))
+    return receivers !== undefined
+  }
+
+  /** Calls `handler` with each message published on `channel` by any replica. */
+  async subscribe(channel: string, handler: Handler): Promise<void> {
+    const name = this.prefix + channel
+    let handlers = this.#handlers.get(name)
+    if (!handlers) {
+      handlers = new Set()
+      this.#handlers.set(name, handlers)
+    }
+    handlers.add(handler)
+    const subscriber = this.#subscriberConnection()
+    if (handlers.size === 1) await subscriber.subscribe(name).catch(() => undefined)
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true
+    await Promise.all([quit(this.redis), this.#subscriber ? quit(this.#subscriber) : undefined])
+  }
+
+  #subscriberConnection(): Redis {
+    if (this.#subscriber) return this.#subscriber
+    // A subscribed connection can run no other command; ioredis re-subscribes after reconnecting.
+    const subscriber = this.redis.duplicate({ enableOfflineQueue: true, commandTimeout: undefined })
+    subscriber.on('error', () => {})
+    subscriber.on('messageBuffer', (channel: Buffer, message: Buffer) => {
+      for (const handler of this.#handlers.get(channel.toString()) ?? []) {
+        try {
+          handler(message)
+        } catch (err) {
+          this.#log.error({ err }, 'fleet: a pub/sub handler failed')
+        }
+      }
+    })
+    this.#subscriber = subscriber
+    return subscriber
+  }
+
+  #setDegraded(degraded: boolean): void {
+    if (this.#closed || degraded === this.#degraded) return
+    this.#degraded = degraded
+    this.#metrics?.fleetDegraded.set(degraded ? 1 : 0)
+    if (degraded) this.#log.warn('fleet: Redis unavailable, this replica runs on local state')
+    else this.#log.info('fleet: Redis available again, shared state resumed')
+  }
+}
+
+function errorOutcome(err: unknown): string {
+  const message = err instanceof Error ? err.message : ''
+  return /timed out/i.test(message) ? 'timeout' : 'error'
+}
+
+async function quit(redis: Redis): Promise<void> {
+  try {
+    await redis.quit()
+  } catch {
+    redis.disconnect()
+  }
+}
