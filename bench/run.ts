@@ -13,6 +13,7 @@
  *   --dist DIR     bench another build of the service (DIR/server.js), e.g. a patched copy
  *   --service-env K=V  extra environment for the service (repeatable), e.g. to try a setting
  *   --no-node24    measure under the bench's own Node only (else also under Node 24, `npx -y node@24`)
+ *   --node24       with --quick, measure Node 24 too (a quick run skips it, to stay short)
  */
 import { execFileSync } from 'node:child_process'
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
@@ -77,6 +78,7 @@ function parseArgs(argv: string[]): Args {
     serviceEnv: {},
     node24: true,
   }
+  let node24Asked = false
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]
     if (a === '--quick') args.quick = true
@@ -84,6 +86,7 @@ function parseArgs(argv: string[]): Args {
     else if (a === '--write-doc') args.writeDoc = true
     else if (a === '--strict') args.strict = true
     else if (a === '--no-node24') args.node24 = false
+    else if (a === '--node24') node24Asked = true
     else if (a === '--out') args.out = path.resolve(argv[++i] ?? '')
     else if (a === '--only') args.only = (argv[++i] ?? '').split(',').filter(Boolean)
     else if (a === '--dist') args.dist = path.resolve(argv[++i] ?? '')
@@ -94,6 +97,8 @@ function parseArgs(argv: string[]): Args {
       args.serviceEnv[pair.slice(0, eq)] = pair.slice(eq + 1)
     } else throw new Error(`unknown argument ${a}`)
   }
+  // A quick run checks the harness: a second runtime's processes and cold starts double its time.
+  if (args.quick && !node24Asked) args.node24 = false
   return args
 }
 
