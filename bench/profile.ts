@@ -1,15 +1,20 @@
 /**
  * `npm run bench:profile -- [links|base64] [--seconds N]`: runs the simulator and the built service
  * (`dist/server.js`) under `node --cpu-prof`, drives one scenario with autocannon on loopback, stops
- * the service, and prints the functions with the most self time. The `.cpuprofile` it writes (path
- * printed at the end) opens as a flame graph in Chrome DevTools or speedscope.
+ * the service, and prints the functions with the most self time, located in src/ through the
+ * bundle's source map. The load comes from wrk pinned to core 0 with the service on core 1 where
+ * there are two cores and wrk is installed (else autocannon, sharing the cores), so that the
+ * profile shows the service busy rather than waiting for its load generator. The `.cpuprofile` it
+ * writes (path printed at the end) opens as a flame graph in Chrome DevTools or speedscope.
  */
 import { mkdtempSync, readdirSync, readFileSync } from 'node:fs'
+import { SourceMap, type SourceMapPayload } from 'node:module'
 import os from 'node:os'
 import path from 'node:path'
 import { IMAGE_TYPES } from '../src/domain/imageTypes.js'
 import { autocannon } from './lib/autocannon.js'
 import { LINK_TYPES } from './scenarios/index.js'
+import { corePlan, findWrk, pinGroup, wrk } from './lib/wrk.js'
 import { freePort, startChild, stopAll, stopChild, waitForStatus } from './lib/procs.js'
 import {
   DIST_SERVER,
@@ -22,7 +27,7 @@ import {
 
 interface ProfileNode {
   id: number
-  callFrame: { functionName: string; url: string; lineNumber: number }
+  callFrame: { functionName: string; url: string; lineNumber: number; columnNumber: number }
   hitCount?: number
   children?: number[]
 }
@@ -64,11 +69,27 @@ async function main(): Promise<void> {
       connections: target.connections,
     }
     await autocannon({ ...options, amount: 10 * options.connections })
-    const result = await autocannon({ ...options, durationSec: seconds })
-    console.log(
-      `${scenario}: ${result.rps.toFixed(0)} req/s, p50 ${result.latency.p50} ms, p99 ${result.latency.p99} ms, ` +
-        `${result.non2xx} non-2xx, ${result.errors} errors`,
-    )
+    const wrkBinary = findWrk()
+    const cores = corePlan()
+    if (wrkBinary) {
+      pinGroup(service.pid, cores.serverCpus)
+      const result = await wrk(wrkBinary, {
+        ...options,
+        durationSec: seconds,
+        cpus: cores.loadCpus,
+        workDir: dir,
+      })
+      console.log(
+        `${scenario}: ${result.rps.toFixed(0)} req/s (wrk; ${cores.description}), p50 ${result.latency.p50} ms, ` +
+          `p99 ${result.latency.p99} ms, ${result.non2xx} non-2xx, ${result.errors} errors`,
+      )
+    } else {
+      const result = await autocannon({ ...options, durationSec: seconds })
+      console.log(
+        `${scenario}: ${result.rps.toFixed(0)} req/s (autocannon), p50 ${result.latency.p50} ms, p99 ${result.latency.p99} ms, ` +
+          `${result.non2xx} non-2xx, ${result.errors} errors`,
+      )
+    }
   } finally {
     // SIGTERM: the service closes gracefully and node writes the profile on exit.
     await stopChild(service, 10_000)
@@ -77,14 +98,27 @@ async function main(): Promise<void> {
   const file = readdirSync(dir).find((f) => f.endsWith('.cpuprofile'))
   if (!file) throw new Error('no .cpuprofile was written')
   const profile = JSON.parse(readFileSync(path.join(dir, file), 'utf8')) as { nodes: ProfileNode[] }
+  const map = new SourceMap(JSON.parse(readFileSync(`${DIST_SERVER}.map`, 'utf8')) as SourceMapPayload)
   const self = new Map<string, number>()
   let total = 0
   for (const node of profile.nodes) {
     const hits = node.hitCount ?? 0
     total += hits
-    const { functionName, url: where, lineNumber } = node.callFrame
-    const short = where.replace(/^file:\/\//, '').replace(REPO_DIR + '/', '')
-    const key = `${functionName || '(anonymous)'} ${short ? `${short}:${lineNumber + 1}` : ''}`.trim()
+    const { functionName, url: where, lineNumber, columnNumber } = node.callFrame
+    let short = where.replace(/^file:\/\//, '').replace(REPO_DIR + '/', '')
+    let line = lineNumber + 1
+    if (short === 'dist/server.js') {
+      // Through the bundle's source map to the original file (src/ or node_modules/).
+      const entry = map.findEntry(lineNumber, columnNumber)
+      if ('originalSource' in entry) {
+        short = entry.originalSource
+          .replace(/^(\.\.\/)+/, '')
+          .replace(/^file:\/\//, '')
+          .replace(REPO_DIR + '/', '')
+        line = entry.originalLine + 1
+      }
+    }
+    const key = `${functionName || '(anonymous)'} ${short ? `${short}:${line}` : ''}`.trim()
     self.set(key, (self.get(key) ?? 0) + hits)
   }
   console.log(`\nself time, top 30 of ${total} samples:`)

@@ -12,6 +12,8 @@
  *                  memory50, growth, coldStart); for working on the harness
  *   --dist DIR     bench another build of the service (DIR/server.js), e.g. a patched copy
  *   --service-env K=V  extra environment for the service (repeatable), e.g. to try a setting
+ *   --no-node24    measure under the bench's own Node only (else also under Node 24, `npx -y node@24`)
+ *   --node24       with --quick, measure Node 24 too (a quick run skips it, to stay short)
  */
 import { execFileSync } from 'node:child_process'
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
@@ -21,7 +23,9 @@ import * as prettier from 'prettier'
 import { ensureNginx, nginxErrorLog, startNginx, stopNginx, type NginxInstance } from './lib/nginx.js'
 import { freePort, killAllSync, liveChildren, runToEnd, stopAll } from './lib/procs.js'
 import { errorRows, machine, machineLine, markdownReport } from './lib/report.js'
+import { node24 } from './lib/runtimes.js'
 import { compileChildScripts } from './lib/scripts.js'
+import { corePlan, ensureWrk, wrkVersion } from './lib/wrk.js'
 import {
   adminLogin,
   BENCH_DIR,
@@ -60,6 +64,7 @@ interface Args {
   only: string[] | undefined
   dist: string | undefined
   serviceEnv: Record<string, string>
+  node24: boolean
 }
 
 function parseArgs(argv: string[]): Args {
@@ -72,13 +77,17 @@ function parseArgs(argv: string[]): Args {
     only: undefined,
     dist: undefined,
     serviceEnv: {},
+    node24: true,
   }
+  let node24Asked = false
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]
     if (a === '--quick') args.quick = true
     else if (a === '--build') args.build = true
     else if (a === '--write-doc') args.writeDoc = true
     else if (a === '--strict') args.strict = true
+    else if (a === '--no-node24') args.node24 = false
+    else if (a === '--node24') node24Asked = true
     else if (a === '--out') args.out = path.resolve(argv[++i] ?? '')
     else if (a === '--only') args.only = (argv[++i] ?? '').split(',').filter(Boolean)
     else if (a === '--dist') args.dist = path.resolve(argv[++i] ?? '')
@@ -89,6 +98,8 @@ function parseArgs(argv: string[]): Args {
       args.serviceEnv[pair.slice(0, eq)] = pair.slice(eq + 1)
     } else throw new Error(`unknown argument ${a}`)
   }
+  // A quick run checks the harness: a second runtime's processes and cold starts double its time.
+  if (args.quick && !node24Asked) args.node24 = false
   return args
 }
 
@@ -194,6 +205,9 @@ async function main(): Promise<number> {
   progress(`mode ${profile.name}; simulator latency ${LATENCY.fixedMs} ms + ${LATENCY.perMiBMs} ms/MiB`)
   await ensureBuilt()
   const nginxBinary = await ensureNginx(progress)
+  const wrkBinary = await ensureWrk(progress)
+  const cores = corePlan()
+  const runtime24 = args.node24 ? await node24(progress) : undefined
   const workDir = tempDir()
   const results: Array<{ key: string; result: ScenarioResult }> = []
   const errors: Record<string, string> = {}
@@ -217,7 +231,8 @@ async function main(): Promise<number> {
     ])
     nginx = started[0]
     const [, service, passThrough] = started
-    const info = machine(nginx.version, versionOf('autocannon'))
+    const service24 = runtime24 ? await startService(sim.url, runtime24.node, 'service (Node 24)') : undefined
+    const info = machine(nginx.version, versionOf('autocannon'), wrkVersion(wrkBinary), runtime24?.version)
     const revision = sourceRevision()
     const ctx: Ctx = {
       profile,
@@ -226,6 +241,11 @@ async function main(): Promise<number> {
       latency: LATENCY,
       sim,
       service,
+      service24,
+      runtime: { label: 'Node 20', node: process.execPath, version: process.version },
+      runtime24,
+      wrk: wrkBinary,
+      cores,
       passThrough,
       nginx,
       adminToken,
@@ -258,7 +278,11 @@ async function main(): Promise<number> {
         .map(([k, v]) => `, ${k}=${v}`)
         .join('')}; a partner key in x-api-key.`,
       'nginx: 1 worker, `proxy_cache` + `proxy_cache_lock`, `proxy_cache_methods POST`, `proxy_cache_key "$request_uri|$request_body"`, `proxy_cache_valid 200 50m`, body in memory (64k buffer). Pass-through: Fastify + @fastify/reply-from, raw bodies, 32 upstream connections. Buffer-everything: Fastify, same chunks fetched in parallel, JSON.parse, merge, JSON.stringify.',
-      'Load: autocannon in its own process; sequential loops (links cold, base64) in a separate Node process (undici, keep-alive), contenders alternating round by round; medians of rounds; RSS from /proc/<pid>/status (VmHWM reset before each burst, VmRSS sampled every 20 ms).',
+      `Throughput (links, warm): wrk 1 thread, 50 connections; ${cores.description}.`,
+      runtime24
+        ? `Runtimes: the service under the bench's Node (${process.version}) and under Node ${runtime24.version.slice(1)} (\`npx -y node@24\`) side by side in links warm, links cold, the full set and cold start; the memory and growth scenarios under ${process.version} only.`
+        : `Runtimes: Node ${process.version} only (Node 24 was not measured in this run).`,
+      'Load: autocannon in its own process for memory and growth; sequential loops (links cold, base64) in a separate Node process (undici, keep-alive), contenders alternating round by round; medians of rounds; RSS from /proc/<pid>/status (VmHWM reset before each burst, VmRSS sampled every 20 ms).',
     ]
     const extraRows = Object.entries(errors).map(([key, message]) => errorRows(key, message))
     const report = markdownReport(results, extraRows, conditions)
@@ -321,17 +345,22 @@ function performanceDoc(report: string[]): string {
   return `## Performance
 
 \`npm run bench\` measures the service on loopback against what it replaces or competes with, in one
-run: **direct** (the client calls Incode — here the simulator — itself: the floor), **nginx** caching
-the links endpoint the way a user would configure it, **pass-through** (a plain Fastify proxy with
-@fastify/reply-from, no splitting or caching), **naive** (one image type per call, one after
-another), and a **buffer-everything** variant of the split-and-merge route (the obvious
-implementation: hold every part, \`JSON.parse\`, merge, \`JSON.stringify\`). Contenders run in
-the same run, alternating round by round; figures are medians and ratios between them. The load comes
-from autocannon in a separate process. The lines under the tables give the machine, the settings and
-the load average during the run: the machine is small and shared, so absolute figures move from
-run to run, and a busy machine (a load average well above its 2 cores) inflates every latency and
-the cold start; the ratios between contenders measured in the same run are what the targets are
-about. \`bench/results/latest.json\` holds every figure of the last run.
+run: **direct** (the client calls Incode — here the simulator — itself: the floor; for the full set
+also **the same chunks fetched directly in parallel**, the floor of any split fetch), **bare
+Fastify** (one route answering the service's own links answer, pre-serialised: the ceiling of a
+Node service), **nginx** caching the links endpoint the way a user would configure it,
+**pass-through** (a plain Fastify proxy with @fastify/reply-from, no splitting or caching),
+**naive** (one image type per call, one after another), and a **buffer-everything** variant of the
+split-and-merge route (the obvious implementation: hold every part, \`JSON.parse\`, merge,
+\`JSON.stringify\`). The service runs under Node 20 and Node 24 side by side. Contenders run in the
+same run, alternating round by round; figures are medians and ratios between them. Throughput comes
+from wrk pinned to one core with the servers on the other (\`taskset\`), with each server's CPU time
+per answered request beside it; memory and growth load from autocannon in a separate process. The
+lines under the tables give the machine, the settings and the load average during the run: the
+machine is small and shared, so absolute figures move from run to run, and a busy machine (a load
+average well above its 2 cores) inflates every latency and the cold start; the ratios between
+contenders measured in the same run are what the targets are about. \`bench/results/latest.json\`
+holds every figure of the last run.
 
 ${report.join('\n')}
 
@@ -339,12 +368,13 @@ ${report.join('\n')}
 
 \`\`\`sh
 npm ci && npm run build
-npm run bench             # about 7 minutes; the table on stdout, figures in bench/results/latest.json
-npm run bench -- --quick  # under a minute, for checking the harness (the test suite runs this)
+npm run bench             # about 12 minutes; the table on stdout, figures in bench/results/latest.json
+npm run bench -- --quick  # about a minute and a half, for checking the harness (the test suite runs this)
 \`\`\`
 
-The harness needs nginx: it uses the one on PATH (or /usr/sbin), and otherwise installs Debian's
-package itself when run as root (\`apt-get update && apt-get install -y nginx\`). It starts its own
+The harness needs nginx and wrk: it uses the ones on PATH (or /usr/sbin, /usr/bin), and otherwise
+installs Debian's packages itself when run as root (\`apt-get update && apt-get install -y nginx\`,
+likewise \`wrk\`); Node 24 comes from the registry (\`npx -y node@24\`; \`--no-node24\` skips it). It starts its own
 nginx instance (own config and prefix in a temp dir, 127.0.0.1 only), never the system service.
 Everything it starts — the simulator, the service, nginx, the contenders, the load tool — listens
 on or talks to 127.0.0.1 only, is bounded in time, and is stopped at the end, also on failure or

@@ -116,8 +116,9 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
 
   for (const schema of sharedSchemas) app.addSchema(schema)
 
-  app.addHook('onSend', async (request, reply) => {
+  app.addHook('onSend', (request, reply, payload, done) => {
     reply.header('x-request-id', request.id)
+    done(null, payload)
   })
 
   // First, so that every request is known to it from its first hook on.

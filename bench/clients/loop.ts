@@ -15,7 +15,7 @@ const [planPath, resultPath] = process.argv.slice(2)
 if (!planPath || !resultPath) throw new Error('usage: loop.js <plan.json> <result.json>')
 const plan = JSON.parse(readFileSync(planPath, 'utf8')) as LoopPlan
 
-const dispatcher = new Agent({ keepAliveTimeout: 30_000, connections: 4 })
+const dispatcher = new Agent({ keepAliveTimeout: 30_000, connections: 8 })
 
 async function send(
   call: HttpCall,
@@ -60,9 +60,18 @@ for (let round = 0; round < total; round++) {
     let bytes = 0
     let last: Awaited<ReturnType<typeof send>> | undefined
     const t0 = performance.now()
-    for (const call of task.timed) {
-      last = await send(call)
-      bytes += last.bytes
+    if (task.parallel) {
+      const answers = await Promise.all(task.timed.map(send))
+      for (const answer of answers) {
+        bytes += answer.bytes
+        // The worst status stands for the task.
+        if (!last || answer.status !== 200) last = answer
+      }
+    } else {
+      for (const call of task.timed) {
+        last = await send(call)
+        bytes += last.bytes
+      }
     }
     const ms = performance.now() - t0
     if (!measured || !last) continue

@@ -12,6 +12,8 @@ export interface LoopTask {
   name: string
   setup?: HttpCall[]
   timed: HttpCall[]
+  /** Send the timed calls all at once (timed until the last answer's last byte), not one after another. */
+  parallel?: boolean
   /** Response headers of the last timed call to keep (lower case). */
   captureHeaders?: string[]
 }

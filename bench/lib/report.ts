@@ -9,10 +9,12 @@ export interface Machine {
   node: string
   nginx: string
   autocannon: string
+  wrk: string
+  node24: string | undefined
   loadAverageAtStart: number[]
 }
 
-export function machine(nginx: string, autocannon: string): Machine {
+export function machine(nginx: string, autocannon: string, wrk: string, node24: string | undefined): Machine {
   const cpus = os.cpus()
   return {
     cpuModel: cpus[0]?.model.trim() ?? 'unknown',
@@ -22,6 +24,8 @@ export function machine(nginx: string, autocannon: string): Machine {
     node: process.version,
     nginx: nginx.replace(/^nginx version:\s*(nginx\/)?/, ''),
     autocannon,
+    wrk,
+    node24,
     loadAverageAtStart: os.loadavg().map((x) => Math.round(x * 100) / 100),
   }
 }
@@ -53,7 +57,7 @@ export function errorRows(name: string, message: string): Row {
 
 export function machineLine(m: Machine): string {
   const load = os.loadavg().map((x) => Math.round(x * 100) / 100)
-  return `${m.cpus} × ${m.cpuModel}, ${m.memoryGiB} GiB, ${m.os}; Node ${m.node}, nginx ${m.nginx}, autocannon ${m.autocannon}; load average (1/5/15 min) ${m.loadAverageAtStart.join(' / ')} at the start, ${load.join(' / ')} at the end`
+  return `${m.cpus} × ${m.cpuModel}, ${m.memoryGiB} GiB, ${m.os}; Node ${m.node}${m.node24 ? ` and ${m.node24}` : ''}, nginx ${m.nginx}, wrk ${m.wrk}, autocannon ${m.autocannon}; load average (1/5/15 min) ${m.loadAverageAtStart.join(' / ')} at the start, ${load.join(' / ')} at the end`
 }
 
 /** The whole markdown report: the table, the growth tables, the conditions. */

@@ -12,6 +12,7 @@ import ts from 'typescript'
 export const CHILD_SCRIPTS = [
   'contenders/passThrough.ts',
   'contenders/bufferAll.ts',
+  'contenders/bare.ts',
   'clients/loop.ts',
 ] as const
 export type ChildScript = (typeof CHILD_SCRIPTS)[number]

@@ -171,11 +171,13 @@ export const serviceHeaders = (): Record<string, string> => ({
 /** `node dist/server.js`; resolves when /readyz answers 200, with the time from spawn to that answer. */
 export async function startService(
   simUrl: string,
+  node: string = process.execPath,
+  name = 'service',
 ): Promise<Server & { readyMs: number; readyCpuMs: number }> {
   const port = await freePort()
   const url = `http://127.0.0.1:${port}`
   const t0 = performance.now()
-  const child = startChild('service', process.execPath, [serviceSetup.serverJs], {
+  const child = startChild(name, node, [serviceSetup.serverJs], {
     cwd: REPO_DIR,
     env: serviceEnv(simUrl, port),
   })
@@ -183,7 +185,7 @@ export async function startService(
   const readyMs = performance.now() - t0
   // CPU time used until ready: close to the wall time on an idle machine, whatever the load now.
   const readyCpuMs = cpuTimeMs(child.pid) ?? Number.NaN
-  return { name: 'service', child, url, pid: child.pid, readyMs, readyCpuMs }
+  return { name, child, url, pid: child.pid, readyMs, readyCpuMs }
 }
 
 // ---- the bench's own contenders (compiled TypeScript, plain node) --------------------------
@@ -194,12 +196,13 @@ export async function startScript(
   script: ChildScript,
   env: Record<string, string>,
   readyPath: string,
+  node: string = process.execPath,
 ): Promise<Server> {
   const file = scripts.get(script)
   if (!file) throw new Error(`${script} was not compiled`)
   const port = await freePort()
   const url = `http://127.0.0.1:${port}`
-  const child = startChild(name, process.execPath, [file], {
+  const child = startChild(name, node, [file], {
     cwd: REPO_DIR,
     env: baseEnv({ NODE_ENV: 'production', HOST: '127.0.0.1', PORT: String(port), ...env }),
   })

@@ -32,6 +32,28 @@ export async function linksCold(ctx: Ctx): Promise<ScenarioResult> {
       ],
       captureHeaders: ['x-cache'],
     },
+    ...(ctx.service24
+      ? [
+          {
+            name: 'service (Node 24)',
+            setup: [
+              {
+                method: 'DELETE' as const,
+                url: serviceLinksUrl(ctx.service24.url),
+                headers: { 'x-api-key': serviceHeaders()['x-api-key'] as string },
+              },
+            ],
+            timed: [
+              {
+                method: 'POST' as const,
+                url: serviceLinksUrl(ctx.service24.url),
+                headers: serviceHeaders(),
+                body: payload,
+              },
+            ],
+          },
+        ]
+      : []),
     {
       name: 'direct',
       timed: [
@@ -69,6 +91,8 @@ export async function linksCold(ctx: Ctx): Promise<ScenarioResult> {
       `non-200 answers: service ${non200(s.status)}, direct ${non200(d.status)}, pass-through ${non200(t.status)} (e.g. ${[...s.status, ...d.status, ...t.status].find((x) => x !== 200)})`,
     )
   }
+  const s24 = result.tasks['service (Node 24)']
+  const s24p50 = s24 ? percentile(s24.ms, 50) : Number.NaN
   const sp50 = percentile(s.ms, 50)
   const sp99 = percentile(s.ms, 99)
   const dp50 = percentile(d.ms, 50)
@@ -101,6 +125,7 @@ export async function linksCold(ctx: Ctx): Promise<ScenarioResult> {
       passThroughAddedP99Ms: round(tp99 - dp99, 3),
       pairedAddedP50Ms: round(percentile(paired, 50), 3),
       pairedAddedP99Ms: round(percentile(paired, 99), 3),
+      ...(s24 ? { service24P50Ms: round(s24p50, 3), added24P50Ms: round(s24p50 - dp50, 3) } : {}),
       samples: s.ms.length,
       serviceMisses: misses,
       non200: bad,
@@ -110,7 +135,7 @@ export async function linksCold(ctx: Ctx): Promise<ScenarioResult> {
         scenario: 'links, cold (every request a miss)',
         measure: `added latency over direct, p50 (${s.ms.length} sequential requests each)`,
         service: `${fmt(sp50, 2)} ms (${fmtSigned(added50)})`,
-        comparison: `direct ${fmt(dp50, 2)} ms; pass-through ${fmt(tp50, 2)} ms (${fmtSigned(tp50 - dp50)})`,
+        comparison: `direct ${fmt(dp50, 2)} ms; pass-through ${fmt(tp50, 2)} ms (${fmtSigned(tp50 - dp50)})${s24 ? `; the service under Node 24 ${fmt(s24p50, 2)} ms (${fmtSigned(s24p50 - dp50)})` : ''}`,
         ratio: `${fmtSigned(added50)} ms`,
         target: '≤ 1 ms',
         pass: ok50,

@@ -1,12 +1,13 @@
-import { autocannon } from '../lib/autocannon.js'
-import { call, serviceHeaders } from '../lib/stack.js'
+import { writeFileSync } from 'node:fs'
+import path from 'node:path'
+import { call, serviceHeaders, startScript, stopServer, type Server } from '../lib/stack.js'
 import { fmt, median, ratio, round } from '../lib/stats.js'
+import { groupCpuMs, pinGroup, wrk } from '../lib/wrk.js'
 import {
   type Ctx,
   LINK_TYPES,
   type ScenarioResult,
   body,
-  describeFailures,
   directHeaders,
   incodeLinksUrl,
   rotate,
@@ -15,76 +16,196 @@ import {
 
 // ---- links, warm cache ----------------------------------------------------------------------
 
+interface Contender {
+  name: string
+  /** The process group whose CPU time is charged to the contender's requests. */
+  pid: number
+  url: string
+  headers: Record<string, string>
+  cache?: 'nginx' | 'service'
+}
+
+/**
+ * wrk at 50 connections against nginx, the service, a bare Fastify route answering the service's
+ * own answer bytes (the ceiling of a Node service), and the pass-through proxy; the service and the
+ * bare route under each runtime. wrk on one core, the servers on the other (when there are two).
+ */
 export async function linksWarm(ctx: Ctx): Promise<ScenarioResult> {
   const p = ctx.profile.linksWarm
   const payload = body(LINK_TYPES)
-  const contenders = [
-    { name: 'nginx', url: incodeLinksUrl(ctx.nginx.url), headers: directHeaders(ctx) },
-    { name: 'service', url: serviceLinksUrl(ctx.service.url), headers: serviceHeaders() },
-    { name: 'pass-through', url: incodeLinksUrl(ctx.passThrough.url), headers: directHeaders(ctx) },
+  // The service's warm answer, pre-serialised, is what the bare route answers.
+  await call({
+    method: 'POST',
+    url: serviceLinksUrl(ctx.service.url),
+    headers: serviceHeaders(),
+    body: payload,
+  })
+  const warm = await call({
+    method: 'POST',
+    url: serviceLinksUrl(ctx.service.url),
+    headers: serviceHeaders(),
+    body: payload,
+  })
+  if (warm.status !== 200) throw new Error(`the service answered ${warm.status} to the links request`)
+  const bodyFile = path.join(ctx.workDir, 'links-answer.json')
+  writeFileSync(bodyFile, warm.body)
+
+  const runtimes = [
+    { suffix: '', runtime: ctx.runtime, service: ctx.service },
+    ...(ctx.runtime24 && ctx.service24
+      ? [{ suffix: ' (Node 24)', runtime: ctx.runtime24, service: ctx.service24 }]
+      : []),
   ]
-  // Prime both caches and check that the second answer is a hit.
-  for (const c of contenders) {
-    await call({ method: 'POST', url: c.url, headers: c.headers, body: payload })
-    const second = await call({ method: 'POST', url: c.url, headers: c.headers, body: payload })
-    if (second.status !== 200) throw new Error(`${c.name} answered ${second.status} to the links request`)
-    if (c.name === 'nginx' && second.headers['x-cache-status'] !== 'HIT')
-      throw new Error(
-        `nginx did not cache the links answer (X-Cache-Status ${second.headers['x-cache-status']})`,
+  const bares: Server[] = []
+  try {
+    const contenders: Contender[] = [
+      {
+        name: 'nginx',
+        pid: ctx.nginx.child.pid,
+        url: incodeLinksUrl(ctx.nginx.url),
+        headers: directHeaders(ctx),
+        cache: 'nginx',
+      },
+      {
+        name: 'pass-through',
+        pid: ctx.passThrough.pid,
+        url: incodeLinksUrl(ctx.passThrough.url),
+        headers: directHeaders(ctx),
+      },
+    ]
+    for (const r of runtimes) {
+      const bare = await startScript(
+        `bare${r.suffix}`,
+        ctx.scripts,
+        'contenders/bare.ts',
+        { BODY_FILE: bodyFile },
+        '/ready',
+        r.runtime.node,
       )
-    if (c.name === 'service' && second.headers['x-cache'] !== 'HIT')
-      throw new Error(`the service did not cache the links answer (X-Cache ${second.headers['x-cache']})`)
-  }
-  const rps: Record<string, number[]> = { nginx: [], service: [], 'pass-through': [] }
-  const p99: Record<string, number[]> = { nginx: [], service: [], 'pass-through': [] }
-  const problems: string[] = []
-  for (let r = 0; r < p.rounds; r++) {
-    for (const c of rotate(contenders, r)) {
-      const res = await autocannon({
-        url: c.url,
-        method: 'POST',
-        headers: c.headers,
-        body: payload,
-        connections: p.connections,
-        durationSec: p.durationSec,
-      })
-      rps[c.name]?.push(res.rps)
-      p99[c.name]?.push(res.latency.p99)
-      const failure = describeFailures(c.name, res)
-      if (failure) problems.push(failure)
-      ctx.progress(`links warm round ${r + 1}/${p.rounds}: ${c.name} ${fmt(res.rps, 0)} req/s`)
+      bares.push(bare)
+      contenders.push(
+        {
+          name: `service${r.suffix}`,
+          pid: r.service.pid,
+          url: serviceLinksUrl(r.service.url),
+          headers: serviceHeaders(),
+          cache: 'service',
+        },
+        { name: `bare${r.suffix}`, pid: bare.pid, url: serviceLinksUrl(bare.url), headers: serviceHeaders() },
+      )
     }
-  }
-  const service = median(rps.service ?? [])
-  const nginx = median(rps.nginx ?? [])
-  const pass = median(rps['pass-through'] ?? [])
-  const r = ratio(service, nginx)
-  const ok = r >= 0.75 && problems.length === 0
-  return {
-    title: 'links, warm cache',
-    pass: ok,
-    figures: {
-      serviceRps: round(service, 0),
+    // Prime the caches and check that the second answer is a hit.
+    for (const c of contenders) {
+      await call({ method: 'POST', url: c.url, headers: c.headers, body: payload })
+      const second = await call({ method: 'POST', url: c.url, headers: c.headers, body: payload })
+      if (second.status !== 200) throw new Error(`${c.name} answered ${second.status} to the links request`)
+      if (c.cache === 'nginx' && second.headers['x-cache-status'] !== 'HIT')
+        throw new Error(
+          `nginx did not cache the links answer (X-Cache-Status ${second.headers['x-cache-status']})`,
+        )
+      if (c.cache === 'service' && second.headers['x-cache'] !== 'HIT')
+        throw new Error(`${c.name} did not cache the links answer (X-Cache ${second.headers['x-cache']})`)
+    }
+    const servers = [ctx.sim, ctx.nginx.child, ctx.passThrough, ...runtimes.map((r) => r.service), ...bares]
+    for (const s of servers) pinGroup(s.pid, ctx.cores.serverCpus)
+
+    const rps: Record<string, number[]> = Object.fromEntries(contenders.map((c) => [c.name, []]))
+    const p99: Record<string, number[]> = Object.fromEntries(contenders.map((c) => [c.name, []]))
+    // CPU time per answered request (µs): what the server spends on one request, much less moved by
+    // other load on the machine than req/s.
+    const cpuUs: Record<string, number[]> = Object.fromEntries(contenders.map((c) => [c.name, []]))
+    const problems: string[] = []
+    try {
+      for (let round = 0; round < p.rounds; round++) {
+        for (const c of rotate(contenders, round)) {
+          const cpuBefore = groupCpuMs(c.pid)
+          const res = await wrk(ctx.wrk, {
+            url: c.url,
+            method: 'POST',
+            headers: c.headers,
+            body: payload,
+            connections: p.connections,
+            durationSec: p.durationSec,
+            cpus: ctx.cores.loadCpus,
+            workDir: ctx.workDir,
+          })
+          const answered = res.requests - res.non2xx
+          if (answered > 0) cpuUs[c.name]?.push(((groupCpuMs(c.pid) - cpuBefore) * 1000) / answered)
+          rps[c.name]?.push(res.rps)
+          p99[c.name]?.push(res.latency.p99)
+          if (res.non2xx + res.errors + res.timeouts > 0)
+            problems.push(
+              `${c.name}: ${res.non2xx} non-2xx, ${res.errors} socket errors, ${res.timeouts} timeouts`,
+            )
+          ctx.progress(`links warm round ${round + 1}/${p.rounds}: ${c.name} ${fmt(res.rps, 0)} req/s`)
+        }
+      }
+    } finally {
+      for (const s of servers) pinGroup(s.pid, undefined)
+    }
+
+    const m = (name: string) => median(rps[name] ?? [])
+    const cpu = (name: string) => median(cpuUs[name] ?? [])
+    const nginx = m('nginx')
+    const pass = m('pass-through')
+    const pairs = runtimes.map((r) => {
+      const service = m(`service${r.suffix}`)
+      const bare = m(`bare${r.suffix}`)
+      return {
+        ...r,
+        service,
+        bare,
+        ratio: ratio(service, bare),
+        serviceCpu: cpu(`service${r.suffix}`),
+        bareCpu: cpu(`bare${r.suffix}`),
+      }
+    })
+    // The target is set on the faster runtime (by the service's own figure).
+    const best = pairs.reduce((a, b) => (b.service > a.service ? b : a))
+    const ok = best.ratio >= 0.85 && problems.length === 0
+    const figures: Record<string, number> = {
+      serviceRps: round(m('service'), 0),
+      bareRps: round(m('bare'), 0),
       nginxRps: round(nginx, 0),
       passThroughRps: round(pass, 0),
-      ratioServiceToNginx: round(r, 3),
+      ratioServiceToBare: round(ratio(m('service'), m('bare')), 3),
+      ratioServiceToNginx: round(ratio(m('service'), nginx), 3),
+      ratioBareToNginx: round(ratio(m('bare'), nginx), 3),
+      serviceCpuUsPerRequest: round(cpu('service'), 1),
+      bareCpuUsPerRequest: round(cpu('bare'), 1),
+      nginxCpuUsPerRequest: round(cpu('nginx'), 1),
       serviceP99Ms: median(p99.service ?? []),
       nginxP99Ms: median(p99.nginx ?? []),
       connections: p.connections,
       rounds: p.rounds,
       durationSec: p.durationSec,
-    },
-    rows: [
-      {
-        scenario: 'links, warm cache',
-        measure: `req/s at ${p.connections} connections (median of ${p.rounds})`,
-        service: fmt(service, 0),
-        comparison: `nginx ${fmt(nginx, 0)}; pass-through (no cache) ${fmt(pass, 0)}`,
-        ratio: `${fmt(r, 2)} × nginx`,
-        target: '≥ 0.75 × nginx',
-        pass: ok,
-      },
-    ],
-    details: { rps, p99, problems },
+    }
+    if (ctx.runtime24 && ctx.service24) {
+      figures.service24Rps = round(m('service (Node 24)'), 0)
+      figures.bare24Rps = round(m('bare (Node 24)'), 0)
+      figures.service24CpuUsPerRequest = round(cpu('service (Node 24)'), 1)
+      figures.bare24CpuUsPerRequest = round(cpu('bare (Node 24)'), 1)
+      figures.ratioService24ToBare24 = round(ratio(m('service (Node 24)'), m('bare (Node 24)')), 3)
+    }
+    return {
+      title: 'links, warm cache',
+      pass: ok,
+      figures,
+      rows: pairs.map((pair) => {
+        const counts = pair === best
+        return {
+          scenario: `links, warm cache, ${pair.runtime.label} ${pair.runtime.version}`,
+          measure: `req/s at ${p.connections} connections (wrk, median of ${p.rounds} × ${p.durationSec} s)`,
+          service: fmt(pair.service, 0),
+          comparison: `bare Fastify, same bytes ${fmt(pair.bare, 0)}; CPU per request ${fmt(pair.serviceCpu, 0)} µs vs bare ${fmt(pair.bareCpu, 0)} µs (${fmt(ratio(pair.bareCpu, pair.serviceCpu), 2)} ×); nginx ${fmt(nginx, 0)} (${fmt(ratio(pair.service, nginx), 2)} ×); pass-through (no cache) ${fmt(pass, 0)}`,
+          ratio: `${fmt(pair.ratio, 2)} × bare`,
+          target: counts ? '≥ 0.85 × bare Fastify' : '— (the other runtime is faster)',
+          pass: counts ? ok : true,
+        }
+      }),
+      details: { rps, p99, cpuUs, problems, cores: ctx.cores.description },
+    }
+  } finally {
+    for (const bare of bares) await stopServer(bare)
   }
 }

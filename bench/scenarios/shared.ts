@@ -1,7 +1,9 @@
 import { IMAGE_TYPE_INFO, IMAGE_TYPES, type ImageType } from '../../src/domain/imageTypes.js'
 import type { CannonResult } from '../lib/autocannon.js'
 import type { NginxInstance } from '../lib/nginx.js'
+import type { Runtime } from '../lib/runtimes.js'
 import type { ChildScript } from '../lib/scripts.js'
+import type { CorePlan } from '../lib/wrk.js'
 import {
   call,
   clearSimCalls,
@@ -31,7 +33,7 @@ export interface Profile {
 
 export const FULL_PROFILE: Profile = {
   name: 'full',
-  linksWarm: { rounds: 5, durationSec: 5, connections: 50 },
+  linksWarm: { rounds: 3, durationSec: 8, connections: 50 },
   linksCold: { warmupRounds: 30, rounds: 500 },
   base64: { warmupRounds: 2, rounds: 9 },
   memory: { rounds: 3, concurrency: 50, requestsPerConnection: 2, freshProcess: true },
@@ -63,6 +65,14 @@ export interface Ctx {
   latency: LatencyModel
   sim: Server
   service: Server
+  /** The same build under Node 24, when that runtime could be had. */
+  service24?: Server | undefined
+  /** The runtime of `service` (the bench's own node) and of `service24`. */
+  runtime: Runtime
+  runtime24?: Runtime | undefined
+  /** The wrk binary, and how load generator and servers share the cores. */
+  wrk: string
+  cores: CorePlan
   passThrough: Server
   nginx: NginxInstance
   adminToken: string

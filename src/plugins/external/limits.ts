@@ -75,11 +75,20 @@ export default fp(
       keyGenerator: (request) => unacceptedTokenKey(request) ?? '',
       allowList: (request) => unacceptedTokenKey(request) === undefined,
     })
-    app.addHook('onRequest', async (request) => {
-      const limit = await unacceptedTokenLimit(request)
-      if (limit.isAllowed || !limit.isExceeded) return
-      metrics.shed.inc({ reason: 'rate_limit' })
-      throw rateLimited(limit.max, `${Math.round(limit.timeWindow / 1000)} s per token`, limit.ttl)
+    app.addHook('onRequest', (request, _reply, done) => {
+      // Most requests hold no token Incode has yet to accept (a partner key, or an accepted token):
+      // the limiter would let them through (its allowList), so it is not asked, and no promise is made.
+      if (unacceptedTokenKey(request) === undefined) {
+        done()
+        return
+      }
+      unacceptedTokenLimit(request).then((limit) => {
+        if (limit.isAllowed || !limit.isExceeded) done()
+        else {
+          metrics.shed.inc({ reason: 'rate_limit' })
+          done(rateLimited(limit.max, `${Math.round(limit.timeWindow / 1000)} s per token`, limit.ttl))
+        }
+      }, done)
     })
   },
   { name: 'limits', dependencies: ['services', 'auth'] },
