@@ -47,7 +47,9 @@ export class Readiness {
     if (!fleet) return checks
     // Fleet mode never makes a replica unready (Incode is what readiness is about): a replica
     // without Redis still serves, from local state, and says so here.
-    const detail = fleet.degraded ? 'degraded: Redis unavailable, using local state' : 'shared state in Redis'
+    const detail = (await fleet.probe())
+      ? 'degraded: Redis unavailable, using local state'
+      : 'shared state in Redis'
     return { ...checks, fleet: { ok: true, detail } }
   }
 

@@ -91,6 +91,19 @@ export class Fleet {
     return this.#degraded || this.redis.status !== 'ready' || this.#breaker.state === CircuitState.Open
   }
 
+  /**
+   * The degraded state, after one probe when the breaker is open but the connection is back: a
+   * replica without traffic (nothing else runs a command through the breaker) would otherwise
+   * report itself degraded for ever after Redis returned. The probe passes only once the
+   * breaker's reset time is over.
+   */
+  async probe(): Promise<boolean> {
+    if (this.redis.status === 'ready' && this.#breaker.state !== CircuitState.Closed) {
+      await this.run((redis) => redis.ping())
+    }
+    return this.degraded
+  }
+
   /** A key name under the prefix: the keyed hash of `parts`, so names reveal nothing. */
   key(kind: string, ...parts: string[]): string {
     return `${this.prefix}${kind}:${this.seal.name(kind, ...parts)}`
