@@ -370,7 +370,7 @@ ${report.join('\n')}
 
 \`\`\`sh
 npm ci && npm run build
-npm run bench             # about 12 minutes; the table on stdout, figures in bench/results/latest.json
+npm run bench             # about 15 minutes; the table on stdout, figures in bench/results/latest.json
 npm run bench -- --quick  # about a minute and a half, for checking the harness (the test suite runs this)
 \`\`\`
 

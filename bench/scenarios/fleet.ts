@@ -311,7 +311,7 @@ async function trafficModel(ctx: Ctx, sim: Simulator, redis: boolean): Promise<M
       run.redis = {
         usedMemoryDelta: (await probe.usedMemory()) - memBefore,
         linkEntries: await probe.countKeys(`${prefix}link:*`),
-        keys: Number(await probe.client.dbsize()),
+        keys: await probe.client.dbsize(),
         commands: delta(await probe.commands(), cmdBefore),
       }
     }
