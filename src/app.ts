@@ -1,3 +1,4 @@
+import { looksLikeCredential } from './domain/credentialShape.js'
 import { randomUUID } from 'node:crypto'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
@@ -79,7 +80,9 @@ export function fastifyOptions(config: Config, options: BuildOptions = {}): Fast
     requestIdHeader: false,
     genReqId: (req) => {
       const given = req.headers['x-request-id']
-      return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID()
+      return typeof given === 'string' && REQUEST_ID.test(given) && !looksLikeCredential(given)
+        ? given
+        : randomUUID()
     },
     bodyLimit: config.BODY_LIMIT_BYTES,
     // Behind a load balancer every caller comes from its address: TRUST_PROXY names the proxies

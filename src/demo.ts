@@ -8,6 +8,7 @@ import { sha256Hex } from './auth/apiKeys.js'
 import { ConfigError, loadConfig } from './config.js'
 import { loadEnvFileIfPresent } from './envFile.js'
 import { SEEDED_SESSIONS, startSimulator } from './simulator/index.js'
+import { startTracing } from './tracing/setup.js'
 
 /** Loopback only: the demo's keys and passwords are printed and well known. */
 const host = '127.0.0.1'
@@ -31,6 +32,8 @@ function apiKeys(configured: string | undefined): string {
 }
 
 loadEnvFileIfPresent()
+// Tracing as in server.ts (off unless OTEL_TRACES_EXPORTER is set; `console` prints the spans).
+const tracing = startTracing(process.env)
 const simulatorPort = Number(process.env.SIMULATOR_PORT ?? 4010)
 const simulator = await startSimulator({ host, port: simulatorPort })
 
@@ -108,6 +111,7 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     void app
       .close()
       .then(() => simulator.close())
+      .then(() => tracing?.shutdown())
       .then(() => process.exit(0))
   })
 }

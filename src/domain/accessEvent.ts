@@ -1,3 +1,4 @@
+import { looksLikeCredential } from './credentialShape.js'
 import type { ScannedEntry } from './flatJson.js'
 import { IMAGE_TYPES, isImageType, type ImageType } from './imageTypes.js'
 import { isInterviewId } from './interviewId.js'
@@ -141,9 +142,8 @@ function outcomeOf(facts: AccessFacts, code: string | undefined): { status: numb
  * A caller's x-request-id is kept by the service when it is a short plain token, which a JWT or a
  * key also is (the bad-input suite sends one): the trail withholds an ID of a credential's shape.
  */
-const CREDENTIAL_SHAPED = /eyJ|[A-Za-z0-9+/_-]{40,}/
 function requestIdFor(id: string): string {
-  return CREDENTIAL_SHAPED.test(id) ? 'withheld' : id
+  return looksLikeCredential(id) ? 'withheld' : id
 }
 
 const unique = (types: readonly ImageType[]): ImageType[] => IMAGE_TYPES.filter((t) => types.includes(t))

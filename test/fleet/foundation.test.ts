@@ -1,10 +1,12 @@
-import { once } from 'node:events'
 import { setTimeout } from 'node:timers/promises'
 import t from 'tap'
 import { Redis } from 'ioredis'
 import { FleetSeal } from '../../src/fleet/seal.js'
 import { build } from '../helpers/build.js'
 import { NO_REDIS, startRedis } from '../helpers/redis.js'
+
+/** Resolves when the connection is ready; unlike events.once, a failed attempt (retried by ioredis) does not reject. */
+const redisReady = (redis: Redis): Promise<unknown> => new Promise((resolve) => redis.once('ready', resolve))
 
 const SECRET = 'fleet-secret-for-tests-0123456789abcdef'
 
@@ -49,7 +51,7 @@ t.test(
     })
     const fleet = app.fleet
     if (!fleet) throw new Error('fleet mode should be on')
-    if (fleet.redis.status !== 'ready') await once(fleet.redis, 'ready')
+    if (fleet.redis.status !== 'ready') await redisReady(fleet.redis)
     t.equal(
       await fleet.run((r) => r.set(fleet.key('probe', 'a'), fleet.seal.seal('x'))),
       'OK',
@@ -82,7 +84,7 @@ t.test(
     await redis.start()
     // ioredis reconnects by itself; the breaker lets a probe through after its reset time.
     for (;;) {
-      if (fleet.redis.status !== 'ready') await once(fleet.redis, 'ready')
+      if (fleet.redis.status !== 'ready') await redisReady(fleet.redis)
       if ((await fleet.run((r) => r.ping())) === 'PONG') break
       await setTimeout(50)
     }
@@ -100,7 +102,7 @@ t.test(
     const a = (await build(t, { env })).app.fleet
     const b = (await build(t, { env })).app.fleet
     if (!a || !b) throw new Error('fleet mode should be on')
-    for (const f of [a, b]) if (f.redis.status !== 'ready') await once(f.redis, 'ready')
+    for (const f of [a, b]) if (f.redis.status !== 'ready') await redisReady(f.redis)
     const key = a.key('links', 'scope', 'interview-1')
     t.equal(key, b.key('links', 'scope', 'interview-1'), 'both replicas name the key alike')
     await a.run((r) => r.set(key, a.seal.seal('https://link.example/x')))

@@ -76,8 +76,10 @@ t.test(
     t.ok(keys.length >= 6, `entries were written (${String(keys.length)} keys)`)
     const secrets = [full, small, token, sha256Hex(token), scopeForToken(token), 'selfie', 'admin']
     for (const key of keys) {
+      // The fixed prefix and kind (`igw:links:`, `igw:admin-token:`) are ours; the rest is hashed.
+      const name = key.split(':').slice(2).join(':')
       t.notOk(
-        secrets.some((s) => key.includes(s)),
+        secrets.some((s) => name.includes(s)),
         `key ${key} names no interview, token, scope or type`,
       )
       if ((await raw.type(key)) !== 'string') continue
