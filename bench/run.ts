@@ -9,7 +9,7 @@
  *   --write-doc    also write bench/PERFORMANCE.md (the README's Performance section) from this run
  *   --strict       exit 1 when a target is missed (default: only when something could not be measured)
  *   --only a,b     run only these scenarios (linksWarm, linksCold, coalescing200, base64FullSet,
- *                  memory50, growth, coldStart); for working on the harness
+ *                  memory50, growth, coldStart, tracing, fleet); for working on the harness
  *   --dist DIR     bench another build of the service (DIR/server.js), e.g. a patched copy
  *   --service-env K=V  extra environment for the service (repeatable), e.g. to try a setting
  *   --no-node24    measure under the bench's own Node only (else also under Node 24, `npx -y node@24`)
@@ -42,6 +42,7 @@ import {
   base64FullSet,
   coalescing,
   coldStart,
+  fleet,
   FULL_PROFILE,
   growth,
   linksCold,
@@ -110,7 +111,7 @@ const profile = args.quick ? QUICK_PROFILE : FULL_PROFILE
 /** The simulator's latency model in every scenario: a realistic upstream (fixed cost + transfer). */
 const LATENCY: LatencyModel = { fixedMs: 20, perMiBMs: 8 }
 /** The whole run stops by itself after this long, whatever happens. */
-const RUN_LIMIT_MS = args.quick ? 110_000 : 20 * 60_000
+const RUN_LIMIT_MS = args.quick ? 150_000 : 30 * 60_000
 
 const startedAt = Date.now()
 const stamp = () => {
@@ -176,6 +177,7 @@ const SCENARIOS: Array<{ key: string; run: (ctx: Ctx) => Promise<ScenarioResult>
   { key: 'growth', run: growth },
   { key: 'coldStart', run: coldStart },
   { key: 'tracing', run: tracingOverhead },
+  { key: 'fleet', run: fleet },
 ]
 
 /** The checkout's commit, whether src/ has uncommitted changes (read-only git), and the build's age. */
@@ -368,7 +370,7 @@ ${report.join('\n')}
 
 \`\`\`sh
 npm ci && npm run build
-npm run bench             # about 12 minutes; the table on stdout, figures in bench/results/latest.json
+npm run bench             # about 15 minutes; the table on stdout, figures in bench/results/latest.json
 npm run bench -- --quick  # about a minute and a half, for checking the harness (the test suite runs this)
 \`\`\`
 

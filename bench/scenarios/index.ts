@@ -2,6 +2,7 @@
 export { base64FullSet } from './base64FullSet.js'
 export { coalescing } from './coalescing.js'
 export { coldStart } from './coldStart.js'
+export { fleet } from './fleet.js'
 export { growth } from './growth.js'
 export { linksCold } from './linksCold.js'
 export { linksWarm } from './linksWarm.js'

@@ -29,6 +29,15 @@ export interface Profile {
   /** freshProcess: a new service process per point (clean RSS); else the run's service, peak reset per point. */
   growth: { durationSec: number; imageCounts: number[]; concurrencies: number[]; freshProcess: boolean }
   coldStart: { starts: number }
+  /** Fleet mode: the traffic model (Zipf exponent `zipf`), the L2 interviews and the herd. */
+  fleet: {
+    interviews: number
+    requests: number
+    zipf: number
+    concurrency: number
+    l2Interviews: number
+    herd: number
+  }
 }
 
 export const FULL_PROFILE: Profile = {
@@ -40,6 +49,7 @@ export const FULL_PROFILE: Profile = {
   coalescing: { rounds: 3, concurrency: 200 },
   growth: { durationSec: 5, imageCounts: [1, 4, 8, 14], concurrencies: [1, 10, 50, 100], freshProcess: true },
   coldStart: { starts: 5 },
+  fleet: { interviews: 20_000, requests: 60_000, zipf: 1, concurrency: 32, l2Interviews: 400, herd: 300 },
 }
 
 export const QUICK_PROFILE: Profile = {
@@ -56,6 +66,7 @@ export const QUICK_PROFILE: Profile = {
     freshProcess: false,
   },
   coldStart: { starts: 1 },
+  fleet: { interviews: 1_000, requests: 1_500, zipf: 1, concurrency: 16, l2Interviews: 25, herd: 300 },
 }
 
 export interface Ctx {

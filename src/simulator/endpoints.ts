@@ -39,7 +39,7 @@ export class IncodeEndpoints {
       return jsonAnswer({ token: state.sessionToken(requested), interviewId: requested })
     }
     let interviewId = randomBytes(12).toString('hex')
-    while (state.session(interviewId)) interviewId = randomBytes(12).toString('hex')
+    while (state.known(interviewId)) interviewId = randomBytes(12).toString('hex')
     state.created.set(interviewId, { interviewId, description: 'Created by start; no captures', images: {} })
     ctx.interviewId = interviewId
     return jsonAnswer({ token: state.sessionToken(interviewId), interviewId })

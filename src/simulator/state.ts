@@ -9,6 +9,7 @@ import {
 } from './defaults.js'
 import { LinkSigner } from './links.js'
 import { seededSession } from './sessions.js'
+import { syntheticSession } from './synthetic.js'
 import { TokenSigner } from './tokens.js'
 import type { SimulatedSession, SimulatorOptions } from './types.js'
 
@@ -30,6 +31,7 @@ export class SimulatorState {
   readonly created = new Map<string, SimulatedSession>()
 
   private readonly seed: number
+  private readonly syntheticInterviews: boolean
   private readonly adminTokenTtlMs: number
   private readonly sessionTokenTtlMs: number
 
@@ -38,6 +40,7 @@ export class SimulatorState {
     this.adminEmail = options.adminEmail ?? DEFAULT_ADMIN_EMAIL
     this.adminPassword = options.adminPassword ?? DEFAULT_ADMIN_PASSWORD
     this.seed = options.seed ?? 1
+    this.syntheticInterviews = options.syntheticInterviews ?? false
     this.now = options.now ?? Date.now
     this.linkTtlMs = options.linkTtlMs ?? DEFAULT_LINK_TTL_MS
     this.linkSignedAgoMs = options.linkSignedAgoMs ?? 0
@@ -58,6 +61,13 @@ export class SimulatorState {
   }
 
   session(interviewId: string): SimulatedSession | undefined {
-    return this.created.get(interviewId) ?? seededSession(this.seed, interviewId)
+    const known = this.created.get(interviewId) ?? seededSession(this.seed, interviewId)
+    if (known || !this.syntheticInterviews) return known
+    return syntheticSession(this.seed, interviewId)
+  }
+
+  /** Whether the interview is seeded or created (synthetic ones excepted: `start` picks free IDs). */
+  known(interviewId: string): boolean {
+    return this.created.has(interviewId) || seededSession(this.seed, interviewId) !== undefined
   }
 }

@@ -69,6 +69,8 @@ export interface SimulatorOptions {
   now?: () => number
   /** Optional, default silent. */
   logger?: (line: string) => void
+  /** Any well-formed unknown interview ID answers as a small synthetic session (load models). Default false. */
+  syntheticInterviews?: boolean
 }
 
 export interface SimulatorCall {

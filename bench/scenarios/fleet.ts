@@ -1,0 +1,522 @@
+import { Redis } from 'ioredis'
+import { Pool } from 'undici'
+import { performance } from 'node:perf_hooks'
+import { findRedisServer, startFleet, type RunningFleet } from '../../scripts/fleet/launch.js'
+import { startSimulator, type Simulator } from '../../src/simulator/index.js'
+import { mulberry32 } from '../../src/simulator/prng.js'
+import { call, serviceEnv, serviceHeaders } from '../lib/stack.js'
+import { fmt, median, percentile, ratio, round } from '../lib/stats.js'
+import { pinGroup, wrk } from '../lib/wrk.js'
+import { type Ctx, LINK_TYPES, type ScenarioResult, body, rotate } from './shared.js'
+
+// ---- fleet mode (issue 14): what Redis costs on hits and saves on misses ---------------------
+
+const PAYLOAD = body(LINK_TYPES)
+const MODEL_REDIS_TIMEOUT_MS = 1000
+
+/** A well-formed interview ID per index (the simulator's synthetic interviews answer them). */
+const interviewId = (space: string, i: number) => `${space}${i.toString(16).padStart(22, '0')}`
+const linksPath = (id: string) => `/v1/sessions/${id}/image-links`
+
+/** The Zipf(s) rank of an interview in [0, n), drawn by inverse CDF from a seeded PRNG. */
+function zipfSampler(n: number, s: number, seed: number): () => number {
+  const cdf = new Float64Array(n)
+  let sum = 0
+  for (let i = 0; i < n; i++) cdf[i] = sum += 1 / Math.pow(i + 1, s)
+  const rnd = mulberry32(seed)
+  return () => {
+    const x = rnd() * sum
+    let lo = 0
+    let hi = n - 1
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1
+      if ((cdf[mid] ?? 0) < x) lo = mid + 1
+      else hi = mid
+    }
+    return lo
+  }
+}
+
+/** HTTP clients per replica, keep-alive; `get` answers status, X-Cache and the time taken (ms). */
+class Clients {
+  readonly #pools: Pool[]
+  constructor(readonly fleet: RunningFleet) {
+    this.#pools = fleet.replicas.map((r) => new Pool(r.url, { connections: 64 }))
+  }
+  async get(replica: number, path: string): Promise<{ status: number; cache: string; ms: number }> {
+    const pool = this.#pools[replica % this.#pools.length] as Pool
+    const t0 = performance.now()
+    const res = await pool.request({ method: 'POST', path, headers: serviceHeaders(), body: PAYLOAD })
+    await res.body.dump()
+    const cache = res.headers['x-cache']
+    return {
+      status: res.statusCode,
+      cache: typeof cache === 'string' ? cache : '',
+      ms: performance.now() - t0,
+    }
+  }
+  async close(): Promise<void> {
+    await Promise.all(this.#pools.map((p) => p.close()))
+  }
+}
+
+/** Runs `count` jobs with `concurrency` at a time. */
+async function inParallel(
+  count: number,
+  concurrency: number,
+  job: (i: number) => Promise<void>,
+): Promise<void> {
+  let next = 0
+  const worker = async () => {
+    while (next < count) await job(next++)
+  }
+  await Promise.all(Array.from({ length: Math.min(concurrency, count) }, worker))
+}
+
+/** Sum of a counter's samples in Prometheus text, by label value of `label`. */
+function counter(text: string, name: string, label: string): Record<string, number> {
+  const out: Record<string, number> = {}
+  const re = new RegExp(`^${name}\\{([^}]*)\\} ([0-9.e+]+)$`, 'gm')
+  for (const m of text.matchAll(re)) {
+    const labels = m[1] ?? ''
+    const value = new RegExp(`${label}="([^"]*)"`).exec(labels)?.[1] ?? ''
+    out[value] = (out[value] ?? 0) + Number(m[2])
+  }
+  return out
+}
+
+async function fleetMetrics(
+  fleet: RunningFleet,
+): Promise<{ l1: Record<string, number>; l2: Record<string, number> }> {
+  const l1: Record<string, number> = {}
+  const l2: Record<string, number> = {}
+  for (const r of fleet.replicas) {
+    const res = await call({ method: 'GET', url: `${r.url}/metrics`, headers: serviceHeaders() })
+    const text = res.body.toString()
+    for (const [k, v] of Object.entries(counter(text, 'gateway_link_cache_requests_total', 'result')))
+      l1[k] = (l1[k] ?? 0) + v
+    for (const [k, v] of Object.entries(counter(text, 'gateway_link_cache_l2_lookups_total', 'result')))
+      l2[k] = (l2[k] ?? 0) + v
+  }
+  return { l1, l2 }
+}
+
+/** Redis's own counters: commands by name (INFO commandstats, INFO itself left out) and memory. */
+class RedisProbe {
+  readonly client: Redis
+  constructor(url: string) {
+    this.client = new Redis(url, { lazyConnect: false, maxRetriesPerRequest: 1 })
+  }
+  async commands(): Promise<Record<string, number>> {
+    const text = await this.client.info('commandstats')
+    const out: Record<string, number> = {}
+    for (const m of text.matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm))
+      if (m[1] !== 'info') out[m[1] ?? ''] = Number(m[2])
+    return out
+  }
+  async usedMemory(): Promise<number> {
+    const text = await this.client.info('memory')
+    return Number(/^used_memory:(\d+)/m.exec(text)?.[1] ?? Number.NaN)
+  }
+  async countKeys(pattern: string): Promise<number> {
+    let cursor = '0'
+    let count = 0
+    do {
+      const [nextCursor, keys] = await this.client.scan(cursor, 'MATCH', pattern, 'COUNT', 1000)
+      cursor = nextCursor
+      count += keys.length
+    } while (cursor !== '0')
+    return count
+  }
+  close(): void {
+    this.client.disconnect()
+  }
+}
+
+function delta(after: Record<string, number>, before: Record<string, number>): Record<string, number> {
+  const out: Record<string, number> = {}
+  for (const [k, v] of Object.entries(after)) if (v - (before[k] ?? 0) > 0) out[k] = v - (before[k] ?? 0)
+  return out
+}
+const total = (counts: Record<string, number>) => Object.values(counts).reduce((a, b) => a + b, 0)
+
+function fleetEnv(sim: Simulator): Record<string, string> {
+  const env: Record<string, string> = {}
+  for (const [k, v] of Object.entries(serviceEnv(sim.url, 0))) if (v !== undefined && k !== 'PORT') env[k] = v
+  return env
+}
+
+// ---- the parts ------------------------------------------------------------------------------
+
+/** L1 hits with and without REDIS_URL: one replica each, wrk as in links warm, alternating. */
+async function l1Throughput(ctx: Ctx, sim: Simulator) {
+  const p = ctx.profile.linksWarm
+  const env = fleetEnv(sim)
+  const withRedis = await startFleet({ replicas: 1, simulator: sim, env, loadBalancer: false })
+  const without = await startFleet({ replicas: 1, simulator: sim, env, loadBalancer: false, redis: false })
+  const id = interviewId('f1', 1)
+  const contenders = [
+    { name: 'redis', fleet: withRedis },
+    { name: 'local', fleet: without },
+  ]
+  const rps: Record<string, number[]> = { redis: [], local: [] }
+  const problems: string[] = []
+  try {
+    for (const c of contenders) {
+      const url = `${c.fleet.replicas[0]?.url ?? ''}${linksPath(id)}`
+      await call({ method: 'POST', url, headers: serviceHeaders(), body: PAYLOAD })
+      const again = await call({ method: 'POST', url, headers: serviceHeaders(), body: PAYLOAD })
+      if (again.headers['x-cache'] !== 'HIT')
+        throw new Error(`fleet L1 (${c.name}): the second answer was not a hit`)
+      for (const r of c.fleet.replicas) pinGroup(r.pid, ctx.cores.serverCpus)
+      if (c.fleet.redis) pinGroup(c.fleet.redis.child.pid, ctx.cores.serverCpus)
+    }
+    for (let round = 0; round < p.rounds; round++) {
+      for (const c of rotate(contenders, round)) {
+        const res = await wrk(ctx.wrk, {
+          url: `${c.fleet.replicas[0]?.url ?? ''}${linksPath(id)}`,
+          method: 'POST',
+          headers: serviceHeaders(),
+          body: PAYLOAD,
+          connections: p.connections,
+          durationSec: p.durationSec,
+          cpus: ctx.cores.loadCpus,
+          workDir: ctx.workDir,
+        })
+        rps[c.name]?.push(res.rps)
+        if (res.non2xx + res.errors + res.timeouts > 0)
+          problems.push(`L1 ${c.name}: ${res.non2xx} non-2xx, ${res.errors} errors, ${res.timeouts} timeouts`)
+        ctx.progress(`fleet L1 round ${round + 1}/${p.rounds}: ${c.name} ${fmt(res.rps, 0)} req/s`)
+      }
+    }
+  } finally {
+    await withRedis.stop()
+    await without.stop()
+  }
+  const redisRps = median(rps.redis ?? [])
+  const localRps = median(rps.local ?? [])
+  return { redisRps, localRps, ratio: ratio(redisRps, localRps), rps, problems }
+}
+
+/**
+ * On a 3-replica fleet: misses through replica A (interviews never asked), then, block by block,
+ * B's first hits (L2: cold in B, warm in Redis) and B's repeats (L1); latency of each request and
+ * Redis commands per request of each kind (INFO commandstats around each block). Then the herd.
+ */
+async function l2AndCommands(ctx: Ctx, sim: Simulator, fleet: RunningFleet, probe: RedisProbe) {
+  const n = ctx.profile.fleet.l2Interviews
+  const clients = new Clients(fleet)
+  const ids = Array.from({ length: n }, (_, i) => interviewId('f2', i))
+  const cmds = {
+    miss: {} as Record<string, number>,
+    l2: {} as Record<string, number>,
+    l1: {} as Record<string, number>,
+  }
+  const add = (into: Record<string, number>, d: Record<string, number>) => {
+    for (const [k, v] of Object.entries(d)) into[k] = (into[k] ?? 0) + v
+  }
+  const latency = { l2: [] as number[], l1: [] as number[], miss: [] as number[] }
+  const unexpected: string[] = []
+  const expect = (what: string, r: { status: number; cache: string }, cache: string) => {
+    if (r.status !== 200 || r.cache !== cache) unexpected.push(`${what}: ${r.status} X-Cache ${r.cache}`)
+  }
+  try {
+    // A warm-up of each replica's connections and code paths, on interviews outside the measure.
+    for (let i = 0; i < 30; i++) await clients.get(i % 3, linksPath(interviewId('f9', i % 10)))
+    const BLOCK = 25
+    for (let start = 0; start < n; start += BLOCK) {
+      const block = ids.slice(start, start + BLOCK)
+      let before = await probe.commands()
+      for (const id of block) {
+        const r = await clients.get(0, linksPath(id))
+        expect('miss', r, 'MISS')
+        latency.miss.push(r.ms)
+      }
+      let after = await probe.commands()
+      add(cmds.miss, delta(after, before))
+      before = after
+      for (const id of block) {
+        const r = await clients.get(1, linksPath(id))
+        expect('L2 hit', r, 'HIT')
+        latency.l2.push(r.ms)
+      }
+      after = await probe.commands()
+      add(cmds.l2, delta(after, before))
+      before = after
+      for (const id of block) {
+        const r = await clients.get(1, linksPath(id))
+        expect('L1 hit', r, 'HIT')
+        latency.l1.push(r.ms)
+      }
+      add(cmds.l1, delta(await probe.commands(), before))
+    }
+    // The herd: `herd` requests at once for one interview no replica has, spread over the three.
+    const herdCalls: number[] = []
+    for (let round = 0; round < ctx.profile.coalescing.rounds; round++) {
+      const id = interviewId('f3', round)
+      sim.resetCalls()
+      const answers = await Promise.all(
+        Array.from({ length: ctx.profile.fleet.herd }, (_, i) => clients.get(i % 3, linksPath(id))),
+      )
+      const failed = answers.filter((a) => a.status !== 200).length
+      if (failed > 0) unexpected.push(`herd round ${round + 1}: ${failed} answers not 200`)
+      herdCalls.push(sim.callsTo('imageLinks').filter((c) => c.interviewId === id).length)
+      ctx.progress(`fleet herd round ${round + 1}: ${herdCalls.at(-1)} upstream call(s)`)
+    }
+    return { n, cmds, latency, herdCalls, unexpected }
+  } finally {
+    await clients.close()
+  }
+}
+
+interface ModelRun {
+  requests: number
+  upstreamCalls: number
+  l1: Record<string, number>
+  l2: Record<string, number>
+  seconds: number
+  failed: number
+  redis?: { usedMemoryDelta: number; linkEntries: number; keys: number; commands: Record<string, number> }
+}
+
+/** The traffic model on a fresh 3-replica fleet, with or without Redis. */
+async function trafficModel(ctx: Ctx, sim: Simulator, redis: boolean): Promise<ModelRun> {
+  const p = ctx.profile.fleet
+  // A 1 s command timeout instead of the default 100 ms: on the shared 2-core bench machine, with
+  // the load generator, the simulator and 3 replicas on it, event-loop stalls alone trip 100 ms and
+  // the replicas fall back to local state (degraded mode), which this model is not about.
+  const env = { ...fleetEnv(sim), REDIS_COMMAND_TIMEOUT_MS: String(MODEL_REDIS_TIMEOUT_MS) }
+  const fleet = await startFleet({ replicas: 3, simulator: sim, env, loadBalancer: false, redis })
+  const probe = fleet.redis ? new RedisProbe(fleet.redis.url) : undefined
+  const clients = new Clients(fleet)
+  try {
+    const draw = zipfSampler(p.interviews, p.zipf, 14)
+    const sequence = Array.from({ length: p.requests }, () => draw())
+    const memBefore = await probe?.usedMemory()
+    const cmdBefore = await probe?.commands()
+    sim.resetCalls()
+    let failed = 0
+    const t0 = performance.now()
+    await inParallel(p.requests, p.concurrency, async (i) => {
+      // Round robin over the replicas, as the load balancer does.
+      const r = await clients.get(i % 3, linksPath(interviewId('f4', sequence[i] ?? 0)))
+      if (r.status !== 200) failed++
+    })
+    const seconds = (performance.now() - t0) / 1000
+    const upstreamCalls = sim.callsTo('imageLinks').length
+    const { l1, l2 } = await fleetMetrics(fleet)
+    const run: ModelRun = { requests: p.requests, upstreamCalls, l1, l2, seconds, failed }
+    if (probe && memBefore !== undefined && cmdBefore !== undefined) {
+      const prefix = 'igw:'
+      run.redis = {
+        usedMemoryDelta: (await probe.usedMemory()) - memBefore,
+        linkEntries: await probe.countKeys(`${prefix}link:*`),
+        keys: await probe.client.dbsize(),
+        commands: delta(await probe.commands(), cmdBefore),
+      }
+    }
+    ctx.progress(
+      `fleet traffic model ${redis ? 'with' : 'without'} Redis: ${p.requests} requests in ${fmt(seconds, 1)} s, ${upstreamCalls} upstream calls`,
+    )
+    return run
+  } finally {
+    await clients.close()
+    probe?.close()
+    await fleet.stop()
+  }
+}
+
+// ---- the scenario -----------------------------------------------------------------------------
+
+export async function fleet(ctx: Ctx): Promise<ScenarioResult> {
+  if (findRedisServer() === undefined) {
+    return {
+      title: 'fleet mode',
+      pass: true,
+      figures: { skipped: 1 },
+      rows: [
+        {
+          scenario: 'fleet mode',
+          measure: 'skipped: redis-server is not installed (apt-get install redis-server)',
+          service: '—',
+          comparison: '—',
+          ratio: '—',
+          target: '—',
+          pass: true,
+        },
+      ],
+      details: { skipped: 'redis-server is not installed' },
+    }
+  }
+  const sim = await startSimulator({
+    host: '127.0.0.1',
+    port: 0,
+    latency: ctx.latency,
+    syntheticInterviews: true,
+  })
+  try {
+    ctx.progress('fleet: L1 hits with and without Redis')
+    const l1 = await l1Throughput(ctx, sim)
+    ctx.progress('fleet: L2 hits, Redis commands per request, the herd')
+    const three = await startFleet({ replicas: 3, simulator: sim, env: fleetEnv(sim), loadBalancer: false })
+    const probe = new RedisProbe(three.redis?.url ?? '')
+    let l2: Awaited<ReturnType<typeof l2AndCommands>>
+    try {
+      l2 = await l2AndCommands(ctx, sim, three, probe)
+    } finally {
+      probe.close()
+      await three.stop()
+    }
+    ctx.progress('fleet: the traffic model')
+    const modelLocal = await trafficModel(ctx, sim, false)
+    const modelRedis = await trafficModel(ctx, sim, true)
+    return report(ctx, l1, l2, modelLocal, modelRedis)
+  } finally {
+    await sim.close()
+  }
+}
+
+// ---- the figures ------------------------------------------------------------------------------
+
+function modelFigures(run: ModelRun) {
+  const requests = total(run.l1)
+  const l2Total = total(run.l2)
+  return {
+    upstreamPer1000: (run.upstreamCalls * 1000) / run.requests,
+    l1HitRatio: ratio(run.l1.HIT ?? 0, requests),
+    l2HitRatio: ratio(run.l2.hit ?? 0, l2Total),
+    l2WaitedRatio: ratio(run.l2.waited ?? 0, l2Total),
+    rps: run.requests / run.seconds,
+  }
+}
+
+function report(
+  ctx: Ctx,
+  l1: Awaited<ReturnType<typeof l1Throughput>>,
+  l2: Awaited<ReturnType<typeof l2AndCommands>>,
+  local: ModelRun,
+  shared: ModelRun,
+): ScenarioResult {
+  const p = ctx.profile
+  const l2P50 = percentile(l2.latency.l2, 50)
+  const l1P50 = percentile(l2.latency.l1, 50)
+  const addedP50 = l2P50 - l1P50
+  const perRequest = (counts: Record<string, number>) => total(counts) / l2.n
+  const herdMax = Math.max(...l2.herdCalls)
+  const withRedis = modelFigures(shared)
+  const withoutRedis = modelFigures(local)
+  const memPer100k = shared.redis
+    ? (shared.redis.usedMemoryDelta / Math.max(1, shared.redis.linkEntries)) * 100_000
+    : Number.NaN
+  const modelCommandsPerRequest = shared.redis ? total(shared.redis.commands) / shared.requests : Number.NaN
+  const problems = [...l1.problems, ...l2.unexpected]
+  if (local.failed + shared.failed > 0)
+    problems.push(`traffic model: ${local.failed + shared.failed} answers not 200`)
+  const l1Ok = l1.ratio >= 0.95
+  const l2Ok = addedP50 <= 0.5
+  const herdOk = herdMax === 1
+  const ok = l1Ok && l2Ok && herdOk && problems.length === 0
+  const model = `${p.fleet.requests} requests, ${p.fleet.interviews} interviews, Zipf s=${p.fleet.zipf}, 3 replicas, ${p.fleet.concurrency} at a time, REDIS_COMMAND_TIMEOUT_MS=${MODEL_REDIS_TIMEOUT_MS}`
+  return {
+    title: 'fleet mode',
+    pass: ok,
+    figures: {
+      l1RedisRps: round(l1.redisRps, 0),
+      l1LocalRps: round(l1.localRps, 0),
+      l1RatioRedisToLocal: round(l1.ratio, 3),
+      l2HitP50Ms: round(l2P50, 3),
+      l1HitP50Ms: round(l1P50, 3),
+      l2AddedP50Ms: round(addedP50, 3),
+      missP50Ms: round(percentile(l2.latency.miss, 50), 3),
+      redisCommandsPerMiss: round(perRequest(l2.cmds.miss), 2),
+      redisCommandsPerL2Hit: round(perRequest(l2.cmds.l2), 2),
+      redisCommandsPerL1Hit: round(perRequest(l2.cmds.l1), 2),
+      herdUpstreamCallsMax: herdMax,
+      herdRequests: p.fleet.herd,
+      modelRequests: p.fleet.requests,
+      modelInterviews: p.fleet.interviews,
+      modelUpstreamPer1000WithRedis: round(withRedis.upstreamPer1000, 1),
+      modelUpstreamPer1000WithoutRedis: round(withoutRedis.upstreamPer1000, 1),
+      modelL1HitRatioWithRedis: round(withRedis.l1HitRatio, 3),
+      modelL1HitRatioWithoutRedis: round(withoutRedis.l1HitRatio, 3),
+      modelL2HitRatio: round(withRedis.l2HitRatio, 3),
+      modelL2WaitedRatio: round(withRedis.l2WaitedRatio, 3),
+      modelRpsWithRedis: round(withRedis.rps, 0),
+      modelRpsWithoutRedis: round(withoutRedis.rps, 0),
+      modelL2Unavailable: shared.l2.unavailable ?? 0,
+      modelRedisTimeoutMs: MODEL_REDIS_TIMEOUT_MS,
+      modelRedisCommandsPerRequest: round(modelCommandsPerRequest, 2),
+      redisLinkEntries: shared.redis?.linkEntries ?? Number.NaN,
+      redisKeys: shared.redis?.keys ?? Number.NaN,
+      redisMiBPer100kEntries: round(memPer100k / (1024 * 1024), 2),
+      redisBytesPerEntry: round(memPer100k / 100_000, 0),
+    },
+    rows: [
+      {
+        scenario: 'fleet, L1 hits with REDIS_URL',
+        measure: `req/s at ${p.linksWarm.connections} connections, one replica (wrk, median of ${p.linksWarm.rounds} × ${p.linksWarm.durationSec} s)`,
+        service: fmt(l1.redisRps, 0),
+        comparison: `same replica without Redis ${fmt(l1.localRps, 0)}`,
+        ratio: `${fmt(l1.ratio, 2)} × without`,
+        target: '≥ 0.95 ×',
+        pass: l1Ok,
+      },
+      {
+        scenario: 'fleet, L2 hits (cold in the replica, warm in Redis)',
+        measure: `p50 latency, ${l2.n} interviews, sequential`,
+        service: `${fmt(l2P50, 2)} ms`,
+        comparison: `L1 hit on the same replica ${fmt(l1P50, 2)} ms; miss ${fmt(percentile(l2.latency.miss, 50), 1)} ms`,
+        ratio: `+${fmt(addedP50, 2)} ms`,
+        target: '≤ +0.5 ms',
+        pass: l2Ok,
+      },
+      {
+        scenario: `fleet, ${p.fleet.herd}-request herd over 3 replicas`,
+        measure: `upstream link calls (simulator log), ${l2.herdCalls.length} rounds`,
+        service: l2.herdCalls.join(', '),
+        comparison: 'without Redis: up to one per replica',
+        ratio: '—',
+        target: '1',
+        pass: herdOk,
+      },
+      {
+        scenario: 'fleet, Redis commands per request',
+        measure: 'INFO commandstats before/after, sequential',
+        service: `miss ${fmt(perRequest(l2.cmds.miss), 1)}, L2 hit ${fmt(perRequest(l2.cmds.l2), 1)}, L1 hit ${fmt(perRequest(l2.cmds.l1), 1)}`,
+        comparison: `traffic model ${fmt(modelCommandsPerRequest, 2)} per request`,
+        ratio: '—',
+        target: 'measured',
+        pass: true,
+      },
+      {
+        scenario: 'fleet, traffic model',
+        measure: `upstream calls per 1,000 requests (${model})`,
+        service: `with Redis ${fmt(withRedis.upstreamPer1000, 1)}`,
+        comparison: `without ${fmt(withoutRedis.upstreamPer1000, 1)}; L1 hit ratio ${fmt(withRedis.l1HitRatio, 3)} vs ${fmt(withoutRedis.l1HitRatio, 3)}; L2 hit ratio ${fmt(withRedis.l2HitRatio, 3)} (waited ${fmt(withRedis.l2WaitedRatio, 3)}, Redis unavailable ${shared.l2.unavailable ?? 0})`,
+        ratio: `${fmt(ratio(withRedis.upstreamPer1000, withoutRedis.upstreamPer1000), 2)} × without`,
+        target: 'measured',
+        pass: local.failed + shared.failed === 0,
+      },
+      {
+        scenario: 'fleet, Redis memory',
+        measure: `used_memory growth per 100,000 link entries (${shared.redis?.linkEntries ?? 0} entries)`,
+        service: `${fmt(memPer100k / (1024 * 1024), 1)} MiB`,
+        comparison: `${fmt(memPer100k / 100_000, 0)} bytes per entry, ${shared.redis?.keys ?? 0} keys in all`,
+        ratio: '—',
+        target: 'measured',
+        pass: true,
+      },
+    ],
+    details: {
+      l1Rps: l1.rps,
+      commands: l2.cmds,
+      latencyMs: {
+        l2: { p50: l2P50, p90: percentile(l2.latency.l2, 90), p99: percentile(l2.latency.l2, 99) },
+        l1: { p50: l1P50, p90: percentile(l2.latency.l1, 90), p99: percentile(l2.latency.l1, 99) },
+      },
+      herdCalls: l2.herdCalls,
+      model: { withRedis: shared, withoutRedis: local },
+      problems,
+    },
+  }
+}
