@@ -2,31 +2,15 @@ import type { FastifyInstance } from 'fastify'
 import { Redis } from 'ioredis'
 import t, { type Test } from 'tap'
 import { FleetSeal } from '../../src/fleet/seal.js'
-import { startSimulator, SEEDED_INTERVIEW_IDS, type Simulator } from '../../src/simulator/index.js'
-import { build, partnerHeaders } from '../helpers/build.js'
-import { fleetReady, NO_REDIS, startRedis, type RedisServer } from '../helpers/redis.js'
+import { SEEDED_INTERVIEW_IDS } from '../../src/simulator/index.js'
+import { FLEET_SECRET as SECRET, replicas } from './fixtures/replicas.js'
+import { partnerHeaders } from '../helpers/build.js'
+import { NO_REDIS, startRedis, type RedisServer } from '../helpers/redis.js'
 
-const SECRET = 'fleet-secret-for-tests-0123456789abcdef'
-
-/** Three cold apps (replicas) on one simulator and one Redis. */
-async function fleetOfThree(
-  t: Test,
-  redis: RedisServer,
-): Promise<{ apps: FastifyInstance[]; simulator: Simulator }> {
-  const simulator = await startSimulator({ port: 0 })
-  t.teardown(() => simulator.close())
-  const apps: FastifyInstance[] = []
-  for (let i = 0; i < 3; i++) {
-    const { app } = await build(t, {
-      sharedSimulator: simulator,
-      // A busy test machine must not make Redis look slow: these tests are about sharing.
-      env: { REDIS_URL: redis.url, FLEET_SECRET: SECRET, REDIS_COMMAND_TIMEOUT_MS: '5000' },
-    })
-    await fleetReady(app)
-    apps.push(app)
-  }
-  return { apps, simulator }
-}
+/** Three cold apps (replicas) on one simulator and the test's Redis (fixtures/replicas.ts). */
+const fleetOfThree = (t: Test, redis: RedisServer, env: Record<string, string> = {}) =>
+  // A busy test machine must not make Redis look slow: these tests are about sharing.
+  replicas(t, 3, { redis, env: { REDIS_COMMAND_TIMEOUT_MS: '5000', ...env } })
 
 /** A request that needs the admin token (interview-ID images). */
 const images = (app: FastifyInstance) =>
