@@ -21,7 +21,8 @@ import { removeAtExit, runToEnd, startChild, stopChild, waitForStatus, type Chil
  */
 const CANDIDATES = ['/usr/sbin/nginx', '/usr/local/sbin/nginx', '/usr/local/nginx/sbin/nginx']
 
-function isExecutable(file: string): boolean {
+/** Whether `file` exists and may be run (shared by the tools the bench looks for). */
+export function isExecutable(file: string): boolean {
   try {
     accessSync(file, constants.X_OK)
     return true
@@ -106,14 +107,11 @@ export interface NginxInstance {
 }
 
 /**
- * nginx in front of the simulator, caching the links endpoint the way a user would configure it:
- * POST cached, the request body in the key, a cache lock, 200s kept 50 minutes (links last an
- * hour), the body buffered in memory so that `$request_body` is set. One worker process: the
- * service is one Node process, and the load tool needs the other core.
+ * The start of a config for an nginx of our own: one worker, pid, logs and temp dirs inside
+ * `prefix`, the `http {` block opened (the caller adds its upstream and server, and closes it).
  */
-export function nginxConfig(prefix: string, port: number, upstreamPort: number): string {
-  return `# written by bench/lib/nginx.ts for one bench run
-worker_processes 1;
+export function nginxPreamble(prefix: string): string {
+  return `worker_processes 1;
 pid ${prefix}/nginx.pid;
 error_log ${prefix}/error.log warn;
 events { worker_connections 4096; }
@@ -123,7 +121,18 @@ http {
   proxy_temp_path ${prefix}/tmp/proxy;
   fastcgi_temp_path ${prefix}/tmp/fastcgi;
   uwsgi_temp_path ${prefix}/tmp/uwsgi;
-  scgi_temp_path ${prefix}/tmp/scgi;
+  scgi_temp_path ${prefix}/tmp/scgi;`
+}
+
+/**
+ * nginx in front of the simulator, caching the links endpoint the way a user would configure it:
+ * POST cached, the request body in the key, a cache lock, 200s kept 50 minutes (links last an
+ * hour), the body buffered in memory so that `$request_body` is set. One worker process: the
+ * service is one Node process, and the load tool needs the other core.
+ */
+export function nginxConfig(prefix: string, port: number, upstreamPort: number): string {
+  return `# written by bench/lib/nginx.ts for one bench run
+${nginxPreamble(prefix)}
   proxy_cache_path ${prefix}/cache levels=1:2 keys_zone=links:10m max_size=1g inactive=60m use_temp_path=off;
   upstream simulator {
     server 127.0.0.1:${upstreamPort};

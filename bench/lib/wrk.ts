@@ -1,7 +1,8 @@
 import { execFileSync } from 'node:child_process'
-import { accessSync, constants, existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
+import { isExecutable } from './nginx.js'
 import { runToEnd } from './procs.js'
 
 /**
@@ -11,15 +12,6 @@ import { runToEnd } from './procs.js'
  * pinned to one core and the servers under load to the others (`taskset`).
  */
 const WRK_CANDIDATES = ['/usr/bin/wrk', '/usr/local/bin/wrk']
-
-function isExecutable(file: string): boolean {
-  try {
-    accessSync(file, constants.X_OK)
-    return true
-  } catch {
-    return false
-  }
-}
 
 function onPath(name: string): string | undefined {
   for (const dir of (process.env.PATH ?? '').split(path.delimiter))

@@ -4,7 +4,7 @@ import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } 
 import type { AddressInfo } from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
-import { findNginx, nginxVersion } from '../../bench/lib/nginx.js'
+import { findNginx, nginxPreamble, nginxVersion } from '../../bench/lib/nginx.js'
 import {
   freePort,
   removeAtExit,
@@ -137,17 +137,7 @@ async function startReplica(name: string, env: NodeJS.ProcessEnv): Promise<Repli
 
 export function loadBalancerConfig(prefix: string, port: number, replicas: Replica[]): string {
   return `# written by scripts/fleet/launch.ts
-worker_processes 1;
-pid ${prefix}/nginx.pid;
-error_log ${prefix}/error.log warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  client_body_temp_path ${prefix}/tmp/client_body;
-  proxy_temp_path ${prefix}/tmp/proxy;
-  fastcgi_temp_path ${prefix}/tmp/fastcgi;
-  uwsgi_temp_path ${prefix}/tmp/uwsgi;
-  scgi_temp_path ${prefix}/tmp/scgi;
+${nginxPreamble(prefix)}
   upstream gateway {
 ${replicas.map((r) => `    server ${r.url.replace('http://', '')};`).join('\n')}
     keepalive 64;
