@@ -41,14 +41,15 @@ export class FlatJsonError extends Error {
   }
 }
 
-const QUOTE = 0x22
-const BACKSLASH = 0x5c
-const OPEN_BRACE = 0x7b
-const CLOSE_BRACE = 0x7d
-const OPEN_BRACKET = 0x5b
-const CLOSE_BRACKET = 0x5d
-const COMMA = 0x2c
-const COLON = 0x3a
+/** Byte values of JSON's structural characters (shared with the streaming scanner). */
+export const QUOTE = 0x22
+export const BACKSLASH = 0x5c
+export const OPEN_BRACE = 0x7b
+export const CLOSE_BRACE = 0x7d
+export const OPEN_BRACKET = 0x5b
+export const CLOSE_BRACKET = 0x5d
+export const COMMA = 0x2c
+export const COLON = 0x3a
 const MINUS = 0x2d
 
 /** Deeper nesting than this in a value is refused rather than risking the call stack. */

@@ -1,4 +1,16 @@
-import { FlatJsonError, type ScannedEntry, scanFlatJsonObject } from './flatJson.js'
+import {
+  BACKSLASH,
+  CLOSE_BRACE,
+  CLOSE_BRACKET,
+  COLON,
+  COMMA,
+  FlatJsonError,
+  OPEN_BRACE,
+  OPEN_BRACKET,
+  QUOTE,
+  type ScannedEntry,
+  scanFlatJsonObject,
+} from './flatJson.js'
 
 /**
  * The streaming form of scanFlatJsonObject: the same JSON object (Incode's base64 answer), fed
@@ -24,15 +36,6 @@ export type FlatJsonEvent =
   | { type: 'string-end'; key: string; escaped: boolean }
   /** A null or non-string value, whole. */
   | { type: 'value'; entry: Exclude<ScannedEntry, { kind: 'string' }> }
-
-const QUOTE = 0x22
-const BACKSLASH = 0x5c
-const OPEN_BRACE = 0x7b
-const CLOSE_BRACE = 0x7d
-const OPEN_BRACKET = 0x5b
-const CLOSE_BRACKET = 0x5d
-const COMMA = 0x2c
-const COLON = 0x3a
 
 const enum State {
   BeforeObject,
