@@ -1,3 +1,4 @@
+import { request as httpRequest, type RequestOptions } from 'node:http'
 import { Writable } from 'node:stream'
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
 import type { Test } from 'tap'
@@ -165,4 +166,51 @@ export class LogCapture extends Writable {
   get lines(): string[] {
     return this.text.split('\n').filter((line) => line.trim() !== '')
   }
+}
+
+export interface PacedAnswer {
+  status: number
+  body: Buffer
+  error?: Error
+}
+
+/**
+ * Reads an answer at a steady, slow pace: `step` more bytes allowed every `everyMs`, the stream
+ * paused in between. `onStep` runs at each step with the request's local port (to find the
+ * server's side of the connection). Resolves with what arrived, and the error if it was cut.
+ */
+export function readPaced(
+  url: string,
+  options: RequestOptions & { body?: string },
+  pace: { step: number; everyMs: number; onStep: (localPort: number) => void },
+): Promise<PacedAnswer> {
+  return new Promise((resolve) => {
+    const chunks: Buffer[] = []
+    let allowance = 0
+    let got = 0
+    const { body, ...requestOptions } = options
+    const req = httpRequest(url, { ...requestOptions, agent: false }, (res) => {
+      const timer = setInterval(() => {
+        pace.onStep(req.socket?.localPort ?? -1)
+        allowance += pace.step
+        res.resume()
+      }, pace.everyMs)
+      res.pause()
+      res.on('data', (chunk: Buffer) => {
+        chunks.push(chunk)
+        got += chunk.length
+        if (got >= allowance) res.pause()
+      })
+      res.on('end', () => {
+        clearInterval(timer)
+        resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks) })
+      })
+      res.on('error', (error) => {
+        clearInterval(timer)
+        resolve({ status: res.statusCode ?? 0, body: Buffer.alloc(0), error })
+      })
+    })
+    req.on('error', (error) => resolve({ status: 0, body: Buffer.alloc(0), error }))
+    req.end(body)
+  })
 }

@@ -5,7 +5,7 @@ import { connect, type Socket } from 'node:net'
 import t, { type Test } from 'tap'
 import { build, PARTNER_KEY, type Harness } from '../helpers/build.js'
 import { waitUntil, warmSeededSessions } from '../routes/fixtures/helpers.js'
-import { HARDENING_ENV, sessionOf } from './helpers.js'
+import { HARDENING_ENV, readPaced, sessionOf } from './helpers.js'
 
 /**
  * The single-image route holds its decoded bytes under the answer-memory budget: a caller that
@@ -112,41 +112,20 @@ t.test('a slow but steady reader gets every byte, what it has not taken reserved
   const step = 320 * KiB
   const everyMs = 50
   const samples: Array<{ held: number; buffered: number }> = []
-  const answer = await new Promise<{ status: number; body: Buffer; error?: Error }>((resolve) => {
-    const chunks: Buffer[] = []
-    let allowance = 0
-    let got = 0
-    const req = httpRequest(
-      `${h.url}${path}`,
-      { headers: { 'x-api-key': PARTNER_KEY }, agent: false },
-      (res) => {
-        const server = responses.get(req.socket?.localPort ?? -1)
-        const timer = setInterval(() => {
-          const socket = server?.socket
-          if (socket && !server.writableFinished)
-            samples.push({ held: held(), buffered: socket.writableLength })
-          allowance += step
-          res.resume()
-        }, everyMs)
-        res.pause()
-        res.on('data', (chunk: Buffer) => {
-          chunks.push(chunk)
-          got += chunk.length
-          if (got >= allowance) res.pause()
-        })
-        res.on('end', () => {
-          clearInterval(timer)
-          resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks) })
-        })
-        res.on('error', (error) => {
-          clearInterval(timer)
-          resolve({ status: res.statusCode ?? 0, body: Buffer.alloc(0), error })
-        })
+  const answer = await readPaced(
+    `${h.url}${path}`,
+    { headers: { 'x-api-key': PARTNER_KEY } },
+    {
+      step,
+      everyMs,
+      onStep: (port) => {
+        const server = responses.get(port)
+        const socket = server?.socket
+        if (socket && !server.writableFinished)
+          samples.push({ held: held(), buffered: socket.writableLength })
       },
-    )
-    req.on('error', (error) => resolve({ status: 0, body: Buffer.alloc(0), error }))
-    req.end()
-  })
+    },
+  )
   t.equal(answer.error, undefined, 'the slow reader was not cut')
   t.equal(answer.status, 200, '200')
   t.ok(answer.body.equals(image), 'every byte, in order')

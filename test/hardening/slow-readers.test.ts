@@ -1,5 +1,4 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
-import { request as httpRequest } from 'node:http'
 import { connect, type Socket } from 'node:net'
 import t, { type Test } from 'tap'
 import { IMAGE_TYPES } from '../../src/domain/imageTypes.js'
@@ -11,7 +10,7 @@ import { SEEDED_INTERVIEW_IDS } from '../../src/simulator/index.js'
 import { seededSession } from '../../src/simulator/sessions.js'
 import { build, partnerHeaders, type Harness } from '../helpers/build.js'
 import { waitUntil, warmSeededSessions } from '../routes/fixtures/helpers.js'
-import { HARDENING_ENV, latestBytes, parseJson, sessionOf, wrongImages } from './helpers.js'
+import { HARDENING_ENV, latestBytes, parseJson, readPaced, sessionOf, wrongImages } from './helpers.js'
 
 /**
  * Callers that never read their answer (or read it slowly) must not hold memory outside the
@@ -336,38 +335,22 @@ async function slowReader(t: Test, target: (h: Harness) => Target, parse: (text:
   const step = 160 * KiB
   const everyMs = 50
   const samples: Array<{ held: number; buffered: number }> = []
-  const answer = await new Promise<{ status: number; text: string; error?: Error }>((resolve) => {
-    const chunks: Buffer[] = []
-    let allowance = 0
-    let got = 0
-    const req = httpRequest(`${h.url}${path}`, { method: 'POST', headers, agent: false }, (res) => {
-      const server = responses.get(req.socket?.localPort ?? -1)
-      const timer = setInterval(() => {
+  const paced = await readPaced(
+    `${h.url}${path}`,
+    { method: 'POST', headers, body: BODY },
+    {
+      step,
+      everyMs,
+      onStep: (port) => {
+        const server = responses.get(port)
         const socket = server?.socket
         if (socket && !server.writableFinished) {
           samples.push({ held: capacity - app.answerMemory.available(), buffered: socket.writableLength })
         }
-        allowance += step
-        res.resume()
-      }, everyMs)
-      res.pause()
-      res.on('data', (chunk: Buffer) => {
-        chunks.push(chunk)
-        got += chunk.length
-        if (got >= allowance) res.pause()
-      })
-      res.on('end', () => {
-        clearInterval(timer)
-        resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString() })
-      })
-      res.on('error', (error) => {
-        clearInterval(timer)
-        resolve({ status: res.statusCode ?? 0, text: '', error })
-      })
-    })
-    req.on('error', (error) => resolve({ status: 0, text: '', error }))
-    req.end(BODY)
-  })
+      },
+    },
+  )
+  const answer = { ...paced, text: paced.body.toString() }
   t.equal(answer.error, undefined, 'the slow reader was not cut')
   assertWholeAnswer(t, h, { status: answer.status, body: parse(answer.text) }, 'the slow reader')
   t.ok(samples.length >= 10, `the answer took a while to read (${samples.length} samples)`)
