@@ -169,15 +169,16 @@ void t.test('RETRY_MAX 0 turns retries off', async (t) => {
 void t.test('the deadline stops retries: no wait that would pass it', async (t) => {
   const upstream = await startServer(t, (_req, res) => answer(res, 503))
   const metrics = new Metrics()
-  // Waits of ~1 s, then ~2 s: a 3 s deadline leaves room for one retry only (and 2 s for the
-  // attempts themselves on a busy machine).
+  // Waits of ~2 s, then ~4 s: a 5 s deadline leaves room for one retry only, with about 1 s to
+  // spare on a fast machine (2 + 4 = 6 s, well past 5 s, however quick the attempts are) and 3 s
+  // for the attempts themselves on a busy one.
   const policy = upstreamPolicy(
     t,
-    testConfig(upstream.url, { RETRY_MAX: '5', RETRY_BASE_MS: '1000', RETRY_MAX_DELAY_MS: '4000' }),
+    testConfig(upstream.url, { RETRY_MAX: '5', RETRY_BASE_MS: '2000', RETRY_MAX_DELAY_MS: '8000' }),
     { metrics, random: () => 0.999 },
   )
 
-  const result = await post(policy, { deadlineMs: 3000 })
+  const result = await post(policy, { deadlineMs: 5000 })
   // Had it waited into the deadline, the policy would have ended the call with a 504 instead.
   t.equal(result.status, 503, 'the last answer comes back before the deadline, not a timeout')
   t.equal(upstream.requests.length, 2, 'one retry, the next wait would have passed the deadline')
