@@ -64,6 +64,15 @@ function utcMs(
 
 /** `YYYYMMDDTHHMMSSZ` (AWS SigV4, Google) to ms, or undefined if malformed. */
 function parseCompactDate(value: string): number | undefined {
+  // The links of one answer are mostly signed at the same moment: the last date is kept.
+  if (value === lastCompact.value) return lastCompact.ms
+  const ms = parseCompactDateOnce(value)
+  lastCompact = { value, ms }
+  return ms
+}
+let lastCompact: { value: string; ms: number | undefined } = { value: '', ms: undefined }
+
+function parseCompactDateOnce(value: string): number | undefined {
   const match = COMPACT_DATE.exec(value)
   if (!match) return undefined
   const [year = 0, month = 0, day = 0, hour = 0, minute = 0, second = 0] = match.slice(1).map(Number)
@@ -104,6 +113,42 @@ function parseIsoDate(value: string | undefined): number | undefined {
   return ms - (sign === '-' ? -1 : 1) * (offsetH * 60 + offsetM) * 60_000
 }
 
+/** A URL whose query reads the same raw as decoded: printable ASCII without `#`, `%`, `+`, space. */
+const PLAIN_URL = /^[!-"$&-*,-~]*$/
+
+/**
+ * The query parameters of `url`, names lower-cased, the first of each name kept; undefined when
+ * `url` is not a URL. A plain URL (the usual signed link) has its query split here, with the same
+ * result as URLSearchParams without building the URL object and its parameters (most of the CPU
+ * of a links miss); any other goes through URLSearchParams.
+ */
+function queryParams(url: string): Map<string, string> | undefined {
+  const params = new Map<string, string>()
+  const keep = (name: string, value: string) => {
+    const lower = name.toLowerCase()
+    if (!params.has(lower)) params.set(lower, value)
+  }
+  if (!PLAIN_URL.test(url)) {
+    let parsed: URL
+    try {
+      parsed = new URL(url)
+    } catch {
+      return undefined
+    }
+    for (const [name, value] of parsed.searchParams) keep(name, value)
+    return params
+  }
+  if (!URL.canParse(url)) return undefined
+  const mark = url.indexOf('?')
+  if (mark === -1) return params
+  for (const pair of url.slice(mark + 1).split('&')) {
+    if (pair === '') continue
+    const eq = pair.indexOf('=')
+    keep(eq === -1 ? pair : pair.slice(0, eq), eq === -1 ? '' : pair.slice(eq + 1))
+  }
+  return params
+}
+
 /**
  * When the link at `url` stops working: the expiry signed into the URL when it carries one, but
  * never later than `issuedAtMs` + one hour (Incode's documented lifetime). A link may have been
@@ -115,17 +160,8 @@ function parseIsoDate(value: string | undefined): number | undefined {
  */
 export function linkExpiryMs(url: string, issuedAtMs: number): number {
   const documented = issuedAtMs + LINK_LIFETIME_MS
-  let query: URLSearchParams
-  try {
-    query = new URL(url).searchParams
-  } catch {
-    return documented
-  }
-  const params = new Map<string, string>()
-  for (const [name, value] of query) {
-    const lower = name.toLowerCase()
-    if (!params.has(lower)) params.set(lower, value)
-  }
+  const params = queryParams(url)
+  if (params === undefined) return documented
   const signed = [
     signedFor(params.get('x-amz-date'), params.get('x-amz-expires')),
     parseSeconds(params.get('expires')),
@@ -144,6 +180,20 @@ function isPlainObject(value: unknown): value is Record<string, unknown> {
 }
 
 function isoOrUndefined(ms: number): string | undefined {
+  // A session's capture times come back on every miss, and one answer's expiries are mostly the
+  // same time: the texts are kept (a few hundred at most; the map starts afresh when full).
+  const known = isoTexts.get(ms)
+  if (known !== undefined) return known
+  const iso = isoOnce(ms)
+  if (iso === undefined) return undefined
+  if (isoTexts.size >= ISO_TEXTS_MAX) isoTexts.clear()
+  isoTexts.set(ms, iso)
+  return iso
+}
+const ISO_TEXTS_MAX = 512
+const isoTexts = new Map<number, string>()
+
+function isoOnce(ms: number): string | undefined {
   const date = new Date(ms)
   return Number.isNaN(date.getTime()) ? undefined : date.toISOString()
 }
