@@ -42,10 +42,15 @@ function fetchOptions(
 
 /**
  * /v1: the images, split into parts under Incode's cap, fetched in parallel and merged into
- * `{"images", "missing", "errors"}` as the parts arrive. Resolves with the answer body once its
- * status is known, 200, that is once the first image is ready (or every part is done); the body
- * goes on filling as the other parts arrive. Rejects, for the error handler to answer, when the
- * request fails before that.
+ * `{"images", "missing", "errors"}` as the parts arrive: each part's body streams through the
+ * scanner into the answer (LiveMerge), one image at a time, while Incode sends it. Resolves with
+ * the answer body once its status is known, 200, that is once one part has arrived whole (or
+ * every part is done); the body goes on filling as the other parts arrive. Rejects, for the
+ * error handler to answer, when the request fails before that.
+ *
+ * A part that breaks off in the middle of an image already on its way out can only cut the
+ * answer; one that breaks off between images keeps those that are whole, and lists its other
+ * types under `errors`.
  *
  * A failure that concerns the whole request (a refused token, an unknown interview, the caller
  * leaving: splitFetch stops at the first) fails it whichever part it comes from and whenever it

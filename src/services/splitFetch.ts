@@ -28,7 +28,7 @@ export interface SplitFetchOptions {
   plan?: 'parallel' | 'fewest-calls'
   /**
    * Service-wide bound on answer bytes held: each part reserves its estimate before its call and
-   * releases it once `onAnswer` has handed the answer on. Leave it out when the caller holds
+   * releases it once `onAnswer` (or its PartStream's `handedOn`) has handed the answer on. Leave it out when the caller holds
    * every part until the end (it must then reserve the whole request's size itself). Pass the
    * caller's view (`ByteBudget.forCaller`), so that its parts wait behind its own.
    */
