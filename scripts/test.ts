@@ -7,7 +7,7 @@
  * themselves (about 1.5 s per file). Bundled, a test file is a few modules read at once. The
  * bundles go to .tap/build/ (git-ignored) with source maps, so failures point at the TypeScript
  * lines; `import.meta.url` and `import.meta.dirname` keep naming each source file, so paths
- * relative to a test still resolve. Arguments are passed to tap (`npm test -- --bail`).
+ * relative to a test still resolve. Other arguments are passed to tap (`npm test -- --bail`).
  *
  * `npx tap test/some/file.test.ts` still runs one file from source, through tsx (package.json).
  */
@@ -35,10 +35,17 @@ const ownImportMeta: Plugin = {
   },
 }
 
-const files = (await readdir('test', { recursive: true }))
-  .filter((name) => name.endsWith('.test.ts'))
-  .map((name) => path.join('test', name))
-  .sort()
+// Test files named on the command line run alone (`npm test -- test/app/openapi.test.ts`).
+const isTestFile = (arg: string) => arg.endsWith('.test.ts')
+const named = process.argv.slice(2).filter(isTestFile)
+const tapArgs = process.argv.slice(2).filter((arg) => !isTestFile(arg))
+const files =
+  named.length > 0
+    ? named
+    : (await readdir('test', { recursive: true }))
+        .filter(isTestFile)
+        .map((name) => path.join('test', name))
+        .sort()
 await rm(OUT, { recursive: true, force: true })
 const started = performance.now()
 await build({
@@ -54,7 +61,16 @@ await build({
   target: 'node20',
   sourcemap: 'linked',
   // tap itself is the runner's: its plugins and loader hooks are set up around each test process.
-  external: ['tap', '@tapjs/*'],
+  // Tools some tests run read their own files beside their code (__filename, lib/*.d.ts).
+  external: [
+    'tap',
+    '@tapjs/*',
+    'typescript',
+    'openapi-typescript',
+    '@redocly/*',
+    'esbuild',
+    'playwright-core',
+  ],
   banner: {
     js: "import { createRequire as __createRequire } from 'node:module';\nconst require = __createRequire(import.meta.url);",
   },
@@ -65,7 +81,7 @@ await build({
 process.stderr.write(`bundled in ${Math.round(performance.now() - started)} ms\n`)
 const bundles = files.map((file) => path.join(OUT, file.replace(/\.ts$/, '.js')))
 // tap's own node-arg (tsx's loader, in package.json) is for running sources: the bundles need none.
-const child = spawn('npx', ['tap', ...process.argv.slice(2), ...bundles], {
+const child = spawn('npx', ['tap', ...tapArgs, ...bundles], {
   stdio: 'inherit',
   env: { ...process.env, TAP_NODE_ARG: '--no-warnings=ExperimentalWarning' },
 })
