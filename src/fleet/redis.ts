@@ -9,6 +9,7 @@ import type { FastifyBaseLogger } from 'fastify'
 import { Redis } from 'ioredis'
 import type { Config } from '../config.js'
 import type { Metrics } from '../metrics.js'
+import { RateCounters } from './rateCounters.js'
 import { FleetSeal } from './seal.js'
 
 /** Consecutive Redis failures after which the replica stops asking Redis for a while. */
@@ -36,6 +37,8 @@ export class Fleet {
   readonly redis: Redis
   readonly seal: FleetSeal
   readonly prefix: string
+  /** The per-caller rate limits' counts, local first and synchronised with Redis in batches. */
+  readonly rateCounters: RateCounters
   readonly #log: FastifyBaseLogger
   readonly #metrics: Metrics | undefined
   readonly #breaker: CircuitBreakerPolicy
@@ -84,6 +87,7 @@ export class Fleet {
       if (this.redis.status === 'ready') this.#setDegraded(false)
     })
     metrics?.fleetDegraded.set(0)
+    this.rateCounters = new RateCounters({ fleet: this, syncMs: config.RATE_LIMIT_SYNC_MS })
   }
 
   /** Whether the replica is on local state (Redis unreachable, slow or failing). */
@@ -154,6 +158,8 @@ export class Fleet {
   }
 
   async close(): Promise<void> {
+    // The counts made since the last sync go to Redis first.
+    await this.rateCounters.close()
     this.#closed = true
     await Promise.all([quit(this.redis), this.#subscriber ? quit(this.#subscriber) : undefined])
   }
