@@ -267,7 +267,7 @@ export const ConfigSchema = Type.Object({
   ),
   RATE_LIMIT_SYNC_MS: Ms(
     100,
-    "Fleet mode: each replica counts rate limits in memory and, this often, adds its counts to the fleet's in Redis and reads the fleet's totals back (one round trip for all callers). The fleet may admit up to what the other replicas admit in one such interval over RATE_LIMIT_MAX.",
+    "Fleet mode: each replica counts rate limits in memory and, this often, adds its counts to the fleet's in Redis and reads the fleet's totals back (one round trip for all callers). Over RATE_LIMIT_MAX the fleet may admit what the other replicas admit between syncs (README, In a fleet).",
   ),
 })
 

@@ -63,7 +63,11 @@ export class Fleet {
       connectTimeout: Math.max(1_000, config.REDIS_COMMAND_TIMEOUT_MS * 10),
       enableOfflineQueue: false,
       maxRetriesPerRequest: 0,
-      enableAutoPipelining: true,
+      // Off: auto-pipelining holds each command until setImmediate to batch it with others, which
+      // cost an L2 hit's one MGET about 0.1–0.5 ms on a busy machine (measured in-process, each
+      // way twice); no request path now sends more than one command at a time, and the rate
+      // limits batch their counts themselves (RateCounters).
+      enableAutoPipelining: false,
       // Reconnect for ever, backing off to once every 2 s.
       retryStrategy: (times) => Math.min(times * 100, 2_000),
       lazyConnect: false,
