@@ -113,7 +113,11 @@ t.test(
       served <= N + (R - 1),
       `at most N + (R - 1) = ${N + R - 1} served when each replica admits one per interval (${served})`,
     )
-    t.same(all.filter((s) => s !== 200 && s !== 429), [], 'only 200s and 429s')
+    t.same(
+      all.filter((s) => s !== 200 && s !== 429),
+      [],
+      'only 200s and 429s',
+    )
     t.same(rounds.at(-1), [429, 429, 429], 'once synced past N, every replica refuses')
   },
 )

@@ -213,7 +213,10 @@ t.test('a rate limit of N per window holds over the fleet, within its stated bou
   }
   t.equal(counted, 3 * N, 'every request was counted in Redis, one after another')
   const served = statuses.filter((s) => s === 200).length
-  t.ok(served >= N, `at least N (${String(N)}) of ${String(3 * N)} served: none refused early (${String(served)})`)
+  t.ok(
+    served >= N,
+    `at least N (${String(N)}) of ${String(3 * N)} served: none refused early (${String(served)})`,
+  )
   t.ok(
     served <= N + (R - 1),
     `at most N + (R - 1) = ${String(N + R - 1)} served over ${String(R)} replicas (${String(served)})`,
