@@ -154,6 +154,8 @@ export class RateCounters {
     for (const [name, countedAt] of this.#recent) {
       if (countedAt >= since) break
       this.#recent.delete(name)
+      // Not read back any more, but counts not sent yet are sent (a stalled loop, a late tick).
+      if ((this.#counters.get(name)?.pending ?? 0) > 0) this.#unsent.add(name)
     }
     const batch: { name: string; counter: Counter; sent: number }[] = []
     for (const name of new Set([...this.#unsent, ...this.#recent.keys()])) {
