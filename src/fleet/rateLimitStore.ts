@@ -2,6 +2,9 @@ import type { FastifyRateLimitStoreCtor } from '@fastify/rate-limit'
 import type { ChildOptions, RateLimitCount, RateLimitStore } from '@fastify/rate-limit/store/RedisStore.js'
 import type { Fleet } from './redis.js'
 
+/** Caller keys whose Redis names are remembered per store (an HMAC each otherwise, per request). */
+const NAMES_KEPT = 10_000
+
 /**
  * @fastify/rate-limit's store in fleet mode: each request is counted by the replica's
  * RateCounters (fleet.rateCounters), which answer at once from memory and synchronise with Redis
@@ -20,6 +23,7 @@ import type { Fleet } from './redis.js'
 class FleetRateLimitStore implements RateLimitStore {
   readonly #fleet: Fleet
   readonly #namespace: string
+  readonly #names = new Map<string, string>()
 
   constructor(fleet: Fleet, namespace: string) {
     this.#fleet = fleet
@@ -31,7 +35,12 @@ class FleetRateLimitStore implements RateLimitStore {
     callback: (err: Error | null, result: RateLimitCount | null) => void,
     timeWindow: number,
   ): void {
-    const name = `${this.#fleet.prefix}rate-limit:${this.#fleet.seal.name('rate-limit', this.#namespace, key)}`
+    let name = this.#names.get(key)
+    if (name === undefined) {
+      name = `${this.#fleet.prefix}rate-limit:${this.#fleet.seal.name('rate-limit', this.#namespace, key)}`
+      if (this.#names.size >= NAMES_KEPT) this.#names.clear()
+      this.#names.set(key, name)
+    }
     callback(null, this.#fleet.rateCounters.incr(name, timeWindow))
   }
 
