@@ -16,7 +16,7 @@ export interface AnswerMemoryStats {
 
 /**
  * Every metric the service exports on /metrics, on a registry of its own per app (tests build
- * many apps in one process). HTTP request metrics come from fastify-metrics on the same registry.
+ * many apps in one process). HTTP request metrics (plugins/app/metrics.ts) are on the same registry.
  */
 export class Metrics {
   readonly registry = new Registry()

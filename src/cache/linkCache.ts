@@ -269,6 +269,27 @@ export class LinkCache {
   }
 
   /**
+   * The lookup when every type is servable from the cache now: counted as hits, as `resolve`
+   * counts them, and answered without a loader, a promise or a wait (the warm path of every
+   * cached links request). Undefined, and nothing counted, when any type is not: `resolve` then.
+   */
+  resolveCached(slot: CacheSlot, types: readonly ImageType[]): ResolvedLinks | undefined {
+    const now = this.#now()
+    if (!((slot.notAfterMs ?? Infinity) > now)) return undefined
+    const wanted = [...new Set(types)]
+    const entries = new Map<ImageType, LinkEntry>()
+    const missing: ImageType[] = []
+    for (const type of wanted) {
+      const cached = this.#read(keyOf(slot.scope, slot.interviewId, type), now)
+      if (!cached) return undefined
+      if (cached.entry) entries.set(type, cached.entry)
+      else missing.push(type)
+    }
+    this.#hits += wanted.length
+    return { entries, missing, status: 'HIT' }
+  }
+
+  /**
    * What is servable from the cache now, without loading or waiting (e.g. while upstream is
    * down): links, types cached as missing, and the misses.
    */

@@ -146,7 +146,11 @@ function requestIdFor(id: string): string {
   return looksLikeCredential(id) ? 'withheld' : id
 }
 
-const unique = (types: readonly ImageType[]): ImageType[] => IMAGE_TYPES.filter((t) => types.includes(t))
+/** The types of `types`, each once, in the one type order. */
+function unique(types: readonly ImageType[]): ImageType[] {
+  if (types.length === 0) return []
+  return IMAGE_TYPES.filter((t) => types.includes(t))
+}
 
 /** One request's access event, from what was gathered about it. */
 export function buildAccessEvent(facts: AccessFacts): AccessEvent {
@@ -157,30 +161,36 @@ export function buildAccessEvent(facts: AccessFacts): AccessEvent {
     (id): id is string => typeof id === 'string' && isInterviewId(id),
   )
   const asked = askedTypes(facts.askedImages)
-  return {
+  // Built field by field in the line's order (no spread of optional parts): one object shape,
+  // written on every image and link request.
+  const event: AccessEvent = {
     log: 'access',
     time: new Date(facts.endedAtMs).toISOString(),
     requestId: requestIdFor(facts.requestId),
-    ...(traceId === undefined ? {} : { traceId }),
-    route: `${facts.method} ${facts.routeUrl}`,
-    caller: facts.caller,
-    ip: facts.ip,
-    ...(interviewId === undefined ? {} : { interviewId }),
-    ...(asked === undefined ? {} : { asked }),
-    served: unique(record.served),
-    missing: unique(record.missing),
-    failed: unique(record.failed),
-    status,
-    ...(record.code === undefined ? {} : { code: record.code }),
-    outcome,
-    ...(facts.bytes === undefined ? {} : { bytes: facts.bytes }),
-    ...(record.cache === undefined ? {} : { cache: record.cache }),
-    ...(record.dropped === undefined ? {} : { dropped: record.dropped }),
-    ms: Math.max(0, facts.endedAtMs - facts.startedAtMs),
-  }
+  } as AccessEvent
+  if (traceId !== undefined) event.traceId = traceId
+  event.route = `${facts.method} ${facts.routeUrl}`
+  event.caller = facts.caller
+  event.ip = facts.ip
+  if (interviewId !== undefined) event.interviewId = interviewId
+  if (asked !== undefined) event.asked = asked
+  event.served = unique(record.served)
+  event.missing = unique(record.missing)
+  event.failed = unique(record.failed)
+  event.status = status
+  if (record.code !== undefined) event.code = record.code
+  event.outcome = outcome
+  if (facts.bytes !== undefined) event.bytes = facts.bytes
+  if (record.cache !== undefined) event.cache = record.cache
+  if (record.dropped !== undefined) event.dropped = record.dropped
+  event.ms = Math.max(0, facts.endedAtMs - facts.startedAtMs)
+  return event
 }
 
-/** The event as one JSON line. */
+/**
+ * The event as one JSON line. JSON.stringify stays: a hand-written line for this fixed shape was
+ * measured no faster (V8's serializer has a fast path for plain data objects).
+ */
 export function accessEventLine(event: AccessEvent): string {
   return `${JSON.stringify(event)}\n`
 }

@@ -15,7 +15,7 @@ import { UnauthorizedError, UpstreamBadResponseError } from '../errors.js'
 import type { Metrics } from '../metrics.js'
 import type { Caller } from '../domain/calls.js'
 import type { IncodeClient } from '../upstream/incode.js'
-import { inSpan } from '../tracing/spans.js'
+import { inContext, markFailed, startSpan } from '../tracing/spans.js'
 import type { LinkStore } from '../fleet/linkStore.js'
 import { sharedLoader } from './sharedLinks.js'
 
@@ -81,44 +81,50 @@ function checkForm(caller: Caller, zeroPath: boolean): void {
 
 /**
  * The cache lookup as a span of its own: the types asked, those loaded from Incode (the first of
- * coalesced callers has them: its load is the shared one) and the X-Cache result.
+ * coalesced callers has them: its load is the shared one) and the X-Cache result. A lookup the
+ * cache answers whole (the warm path) finishes synchronously: no loader is made, nothing awaited.
  */
 function resolveTraced(
   cache: LinkCache,
   slot: CacheSlot,
   types: readonly ImageType[],
-  load: LinkLoader,
-): Promise<ResolvedLinks> {
-  return inSpan('links.cache_lookup', async (span) => {
-    const found = await cache.resolve(slot, types, (toLoad) => {
-      if (span.isRecording()) span.setAttribute('gateway.cache.loaded_types', [...toLoad])
-      return load(toLoad)
-    })
+  loader: () => LinkLoader,
+): ResolvedLinks | Promise<ResolvedLinks> {
+  const { span, context } = startSpan('links.cache_lookup')
+  const ended = (found: ResolvedLinks): ResolvedLinks => {
     if (span.isRecording())
       span.setAttributes({ 'gateway.types': [...types], 'gateway.cache.result': found.status })
+    span.end()
     return found
-  })
+  }
+  const cached = cache.resolveCached(slot, types)
+  if (cached) return ended(cached)
+  const load = loader()
+  return inContext(context, async () => {
+    try {
+      const found = await cache.resolve(slot, types, (toLoad) => {
+        if (span.isRecording()) span.setAttribute('gateway.cache.loaded_types', [...toLoad])
+        return load(toLoad)
+      })
+      return ended(found)
+    } catch (err) {
+      if (span.isRecording()) markFailed(span, err)
+      span.end()
+      throw err
+    }
+  })()
 }
 
 const typeOrder = new Map(IMAGE_TYPES.map((t, i) => [t, i]))
 const byTypeOrder = (a: ImageType, b: ImageType) => (typeOrder.get(a) ?? 0) - (typeOrder.get(b) ?? 0)
 
 /**
- * Links for a list of types, through the link cache: cached types are served, the rest asked of
- * Incode in one call shared by concurrent requests. Cached links and "no such image" answers are
- * served whatever the upstream's state, so while the breaker is open the fully cached requests
- * still succeed (and are counted as such); the others fail fast with the breaker's 503.
+ * The loader of a lookup that missed: one Incode call for what this replica's cache lacks (in
+ * fleet mode looked up in Redis first, then coalesced fleet-wide), bounded by the deadline.
  */
-export async function lookupLinks(deps: LinkLookupDeps, lookup: LinkLookup): Promise<LinkLookupResult> {
+function incodeLoader(deps: LinkLookupDeps, lookup: LinkLookup, slot: CacheSlot): LinkLoader {
   const zeroPath = lookup.zeroPath === true
-  checkForm(lookup.caller, zeroPath)
-  const types = foldTypes(lookup.types)
-  // Incode does not link cropped images: they are missing without asking.
-  const linkable = types.filter((t) => IMAGE_TYPE_INFO[t].linkable)
-  const unlinkable = types.filter((t) => !IMAGE_TYPE_INFO[t].linkable)
   const deadlineAt = Date.now() + deps.deadlineMs
-  const slot = cacheSlotFor(lookup.caller)
-
   const fromIncode: LinkLoader = async (toLoad) => {
     // A load may serve several coalesced callers, so one caller leaving does not cancel it;
     // the deadline still bounds it.
@@ -141,15 +147,30 @@ export async function lookupLinks(deps: LinkLookupDeps, lookup: LinkLookup): Pro
       )
     }
   }
-  // In fleet mode what this replica's cache misses is looked up in Redis, then coalesced fleet-wide.
-  const load = deps.linkStore
+  return deps.linkStore
     ? sharedLoader(deps.linkStore, slot, deadlineAt, fromIncode, deps.metrics)
     : fromIncode
+}
+
+/**
+ * Links for a list of types, through the link cache: cached types are served, the rest asked of
+ * Incode in one call shared by concurrent requests. Cached links and "no such image" answers are
+ * served whatever the upstream's state, so while the breaker is open the fully cached requests
+ * still succeed (and are counted as such); the others fail fast with the breaker's 503.
+ */
+export async function lookupLinks(deps: LinkLookupDeps, lookup: LinkLookup): Promise<LinkLookupResult> {
+  const zeroPath = lookup.zeroPath === true
+  checkForm(lookup.caller, zeroPath)
+  const types = foldTypes(lookup.types)
+  // Incode does not link cropped images: they are missing without asking.
+  const linkable = types.filter((t) => IMAGE_TYPE_INFO[t].linkable)
+  const unlinkable = types.filter((t) => !IMAGE_TYPE_INFO[t].linkable)
+  const slot = cacheSlotFor(lookup.caller)
 
   const resolved =
     linkable.length === 0
       ? { entries: new Map<ImageType, LinkEntry>(), missing: [], status: 'HIT' as const }
-      : await resolveTraced(deps.linkCache, slot, linkable, load)
+      : await resolveTraced(deps.linkCache, slot, linkable, () => incodeLoader(deps, lookup, slot))
 
   // The links' own breaker: the base64 endpoints' state says nothing about serving links.
   const servedWhileOpen = resolved.status === 'HIT' && deps.incode.breakerState('imageLinks') !== 'closed'

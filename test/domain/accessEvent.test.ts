@@ -129,3 +129,71 @@ void t.test('caller input reaches the event only in a closed form', async (t) =>
     'an over-long list is not walked',
   )
 })
+
+void t.test('a request ID is withheld exactly when it has a credential shape', async (t) => {
+  const event = (requestId: string) => buildAccessEvent(facts({ requestId })).requestId
+  t.equal(
+    event('7d9d742f-a849-4dcd-ba3f-bfdb19b16e88'),
+    '7d9d742f-a849-4dcd-ba3f-bfdb19b16e88',
+    'a UUID is kept',
+  )
+  t.equal(event('a'.repeat(39)), 'a'.repeat(39), 'a 39-character key-like run is kept')
+  t.equal(event('a'.repeat(40)), 'withheld', 'a 40-character key-like run is withheld')
+  t.equal(event(`x.${'a'.repeat(40)}.y`), 'withheld', 'a run inside a longer ID is withheld')
+  t.equal(event('req-eyJ'), 'withheld', 'a short ID holding a JWT header start is withheld')
+})
+
+void t.test('the line is the event as JSON, fields in one order whatever is present', async (t) => {
+  const record = newAccessRecord()
+  record.served.push('selfie')
+  record.cache = 'HIT'
+  record.code = 'RATE_LIMITED'
+  const full = buildAccessEvent(
+    facts({ record, traceparent: `00-${'a'.repeat(32)}-00f067aa0ba902b7-01`, status: 429 }),
+  )
+  const line = accessEventLine(full)
+  t.equal(line, `${JSON.stringify(JSON.parse(line))}\n`, 'one JSON line')
+  t.same(
+    Object.keys(full),
+    [
+      'log',
+      'time',
+      'requestId',
+      'traceId',
+      'route',
+      'caller',
+      'ip',
+      'interviewId',
+      'asked',
+      'served',
+      'missing',
+      'failed',
+      'status',
+      'code',
+      'outcome',
+      'bytes',
+      'cache',
+      'ms',
+    ],
+    'every field present, in the documented order',
+  )
+  const bare = buildAccessEvent(facts({ interviewIds: [], askedImages: undefined, bytes: undefined }))
+  t.same(
+    Object.keys(bare),
+    [
+      'log',
+      'time',
+      'requestId',
+      'route',
+      'caller',
+      'ip',
+      'served',
+      'missing',
+      'failed',
+      'status',
+      'outcome',
+      'ms',
+    ],
+    'absent fields are left out, not written as null or undefined',
+  )
+})

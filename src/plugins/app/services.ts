@@ -30,7 +30,7 @@ declare module 'fastify' {
     /** Bounds the base64 answer bytes held across all requests. */
     answerMemory: ByteBudget
     readiness: Readiness
-    /** The service's own Prometheus metrics (app.metrics is fastify-metrics' decorator). */
+    /** The service's own Prometheus metrics. */
     gatewayMetrics: Metrics
     /** Fleet mode's shared state in Redis; undefined without REDIS_URL (one process, in memory). */
     fleet: Fleet | undefined
