@@ -9,7 +9,7 @@ const NAMES_KEPT = 10_000
  * @fastify/rate-limit's store in fleet mode: each request is counted by the replica's
  * RateCounters (fleet.rateCounters), which answer at once from memory and synchronise with Redis
  * every RATE_LIMIT_SYNC_MS in one round trip for all callers, so that a caller's limit holds
- * across the fleet (up to what the other replicas admit in one interval, see RateCounters) without
+ * across the fleet (up to what the other replicas admit between syncs, see RateCounters) without
  * any request waiting on Redis. While Redis is unavailable the counting goes on in the replica on
  * top of the last fleet total it saw: never more than the limit per replica, never unlimited
  * (unlike the plugin's `skipOnError`), and no request fails for Redis.
