@@ -265,6 +265,10 @@ export const ConfigSchema = Type.Object({
     200,
     "Fleet mode: replicas waiting for another replica's links check Redis this often besides the pub/sub notice (within the request deadline).",
   ),
+  RATE_LIMIT_SYNC_MS: Ms(
+    100,
+    "Fleet mode: each replica counts rate limits in memory and, this often, adds its counts to the fleet's in Redis and reads the fleet's totals back (one round trip for all callers). Over RATE_LIMIT_MAX the fleet may admit what the other replicas admit between syncs (README, In a fleet).",
+  ),
 })
 
 export type Config = Static<typeof ConfigSchema>

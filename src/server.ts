@@ -4,7 +4,8 @@ import { buildApp } from './app.js'
 import { ConfigError, loadConfig, type Config } from './config.js'
 import { loadEnvFileIfPresent } from './envFile.js'
 import { LazySchemaCompilers } from './schemaCompilers.js'
-import { startTracing, TracingConfigError, type Tracing } from './tracing/setup.js'
+import { TracingConfigError, tracingSettings } from './tracing/settings.js'
+import type { Tracing } from './tracing/setup.js'
 
 /** Process concerns only: config, listen, graceful close. */
 function readConfig(): Config {
@@ -20,8 +21,15 @@ function readConfig(): Config {
   }
 }
 
-function startTracingOrExit(): Tracing | undefined {
+/**
+ * The OpenTelemetry SDK is loaded only when the environment switches tracing on: it is a large
+ * part of the bundle (its own chunk), and parsing it cost start-up time a service without tracing
+ * does not need to spend.
+ */
+async function startTracingOrExit(): Promise<Tracing | undefined> {
   try {
+    if (tracingSettings(process.env).exporters.length === 0) return undefined
+    const { startTracing } = await import('./tracing/setup.js')
     return startTracing(process.env)
   } catch (err) {
     if (err instanceof TracingConfigError) {
@@ -36,7 +44,7 @@ function startTracingOrExit(): Tracing | undefined {
 const envFileRead = loadEnvFileIfPresent()
 const config = readConfig()
 // Off unless OTEL_TRACES_EXPORTER names an exporter; before the app, whose Fastify it instruments.
-const tracing = startTracingOrExit()
+const tracing = await startTracingOrExit()
 // Schemas compile on first use, and in the background once listening: start-up stays short.
 const lazySchemas = new LazySchemaCompilers()
 const app = await buildApp(config, { lazySchemas })
@@ -69,6 +77,9 @@ closeWithGrace({ delay: config.SHUTDOWN_GRACE_MS + LAST_ANSWERS_MS }, async ({ s
   await serverClosed
 })
 
+// Readiness asks Incode (and logs in as admin): begun here, while the server starts listening, the
+// first /readyz finds it under way or done (results are kept a few seconds, src/readiness.ts).
+app.readiness.check().catch((err: unknown) => app.log.warn({ err }, 'first readiness check failed'))
 await app.listen({ host: config.HOST, port: config.PORT })
 // Tells a parent process (tests, benchmarks) where the service listens.
 if (process.send) {

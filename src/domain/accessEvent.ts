@@ -75,7 +75,17 @@ export function recordAnswerTypes(
   if (!record) return
   const present = new Set<string>()
   for (const entry of entries) if (entry.kind === 'string' && entry.raw.length > 0) present.add(entry.key)
-  for (const type of requested) (present.has(type) ? record.served : record.missing).push(type)
+  recordServedTypes(record, requested, present)
+}
+
+/** The same, from the types an answer served (the others it was asked for were missing). */
+export function recordServedTypes(
+  record: AccessRecord | undefined,
+  requested: readonly ImageType[],
+  served: ReadonlySet<string>,
+): void {
+  if (!record) return
+  for (const type of requested) (served.has(type) ? record.served : record.missing).push(type)
 }
 
 /** Codes of a 503 that refuses a request before any work (load shedding, shutdown). */

@@ -96,23 +96,54 @@ export class MergedImagesWriter {
   readonly #added = new Set<ImageType>()
   #started = false
   #finished = false
+  /** The image being written in pieces, if any. */
+  #open: ImageType | undefined
 
   constructor(write: (chunk: Buffer | string) => void) {
     this.#write = write
   }
 
   addImage(type: ImageType, json: Buffer): void {
-    if (this.#finished) throw new Error(`MergedImagesWriter: addImage(${type}) after finish`)
+    this.#key(type, 'addImage')
+    this.#write(json)
+  }
+
+  /**
+   * Begins an image whose value is written in pieces as it arrives (`imageBytes`: JSON string
+   * content, without quotes) and ended by `closeImage`; nothing else may be written meanwhile.
+   */
+  openImage(type: ImageType): void {
+    this.#key(type, 'openImage')
+    this.#write('"')
+    this.#open = type
+  }
+
+  imageBytes(bytes: Buffer): void {
+    if (this.#open === undefined) throw new Error('MergedImagesWriter: imageBytes without openImage')
+    this.#write(bytes)
+  }
+
+  closeImage(): void {
+    if (this.#open === undefined) throw new Error('MergedImagesWriter: closeImage without openImage')
+    this.#open = undefined
+    this.#write('"')
+  }
+
+  /** Writes the separator and `type`'s key, after the checks common to both ways of adding an image. */
+  #key(type: ImageType, method: string): void {
+    if (this.#finished) throw new Error(`MergedImagesWriter: ${method}(${type}) after finish`)
+    if (this.#open !== undefined)
+      throw new Error(`MergedImagesWriter: ${method}(${type}) while ${this.#open} is open`)
     if (this.#added.has(type)) throw new Error(`MergedImagesWriter: image ${type} added twice`)
     const separator = this.#added.size === 0 ? '' : ','
     this.#added.add(type)
     this.#start()
     this.#write(`${separator}${JSON.stringify(type)}:`)
-    this.#write(json)
   }
 
   finish(result: MergedImagesResult): void {
     if (this.#finished) throw new Error('MergedImagesWriter: finish called twice')
+    if (this.#open !== undefined) throw new Error(`MergedImagesWriter: finish while ${this.#open} is open`)
     const missing = inTypeOrder(result.missing)
     const failed = inTypeOrder(
       (Object.keys(result.errors) as ImageType[]).filter((type) => result.errors[type] !== undefined),

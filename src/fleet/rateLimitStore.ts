@@ -1,97 +1,60 @@
 import type { FastifyRateLimitStoreCtor } from '@fastify/rate-limit'
-import LocalStore from '@fastify/rate-limit/store/LocalStore.js'
-import RedisStore, {
-  type ChildOptions,
-  type RateLimitCount,
-  type RateLimitStore,
-} from '@fastify/rate-limit/store/RedisStore.js'
+import type { ChildOptions, RateLimitCount, RateLimitStore } from '@fastify/rate-limit/store/RedisStore.js'
 import type { Fleet } from './redis.js'
 
-/** What @fastify/rate-limit gives a store's constructor, as far as this store reads it. */
-interface StoreParams {
-  continueExceeding: boolean
-  exponentialBackoff: boolean
-}
+/** Caller keys whose Redis names are remembered per store (an HMAC each otherwise, per request). */
+const NAMES_KEPT = 10_000
 
 /**
- * @fastify/rate-limit's store in fleet mode: the plugin's own Redis store (its atomic Lua
- * counter) while Redis answers, so that a caller's limit holds across the fleet, and its own
- * local store when Redis does not. The local store counts every request all the time, so that
- * it is warm when Redis goes away.
+ * @fastify/rate-limit's store in fleet mode: each request is counted by the replica's
+ * RateCounters (fleet.rateCounters), which answer at once from memory and synchronise with Redis
+ * every RATE_LIMIT_SYNC_MS in one round trip for all callers, so that a caller's limit holds
+ * across the fleet (up to what the other replicas admit between syncs, see RateCounters) without
+ * any request waiting on Redis. While Redis is unavailable the counting goes on in the replica on
+ * top of the last fleet total it saw: never more than the limit per replica, never unlimited
+ * (unlike the plugin's `skipOnError`), and no request fails for Redis.
  *
- * Chosen over the plugin's `skipOnError` (which lets every request through while Redis is down:
- * no limit at all) and over failing requests (Redis must never fail one). The trade-off: while
- * Redis is down, each replica enforces the limit on its own, so a caller spread over N replicas
- * gets up to N times its limit, and counts made in Redis are not carried over in either direction.
+ * The plugin's `continueExceeding` and `exponentialBackoff` are not supported here (this service
+ * uses neither): the window is the one Redis started for the caller.
  *
  * Key names are the keyed hash (fleet.seal) of the limit's namespace and the caller key: they
  * reveal no token hash, partner name or address.
  */
 class FleetRateLimitStore implements RateLimitStore {
   readonly #fleet: Fleet
-  readonly #shared: RateLimitStore
-  readonly #local: RateLimitStore
   readonly #namespace: string
+  readonly #names = new Map<string, string>()
 
-  constructor(fleet: Fleet, params: StoreParams, namespace: string) {
+  constructor(fleet: Fleet, namespace: string) {
     this.#fleet = fleet
     this.#namespace = namespace
-    this.#shared = new RedisStore(
-      params.continueExceeding,
-      params.exponentialBackoff,
-      fleet.redis,
-      `${fleet.prefix}rate-limit:`,
-    )
-    this.#local = new LocalStore(params.continueExceeding, params.exponentialBackoff)
   }
 
   incr(
     key: string,
     callback: (err: Error | null, result: RateLimitCount | null) => void,
     timeWindow: number,
-    max: number,
   ): void {
-    this.#local.incr(
-      key,
-      (localError, local) => {
-        const name = this.#fleet.seal.name('rate-limit', this.#namespace, key)
-        void this.#fleet
-          .run(
-            () =>
-              new Promise<RateLimitCount | null>((resolve, reject) => {
-                this.#shared.incr(
-                  name,
-                  (err, result) => {
-                    if (err) reject(err)
-                    else resolve(result)
-                  },
-                  timeWindow,
-                  max,
-                )
-              }),
-          )
-          .then((shared) => {
-            // Redis down, slow or failing (fleet.run answered undefined): this replica's count.
-            if (shared) callback(null, shared)
-            else callback(localError, local)
-          })
-      },
-      timeWindow,
-      max,
-    )
+    let name = this.#names.get(key)
+    if (name === undefined) {
+      name = `${this.#fleet.prefix}rate-limit:${this.#fleet.seal.name('rate-limit', this.#namespace, key)}`
+      if (this.#names.size >= NAMES_KEPT) this.#names.clear()
+      this.#names.set(key, name)
+    }
+    callback(null, this.#fleet.rateCounters.incr(name, timeWindow))
   }
 
   child(options: ChildOptions): RateLimitStore {
     const { method = '', url = '' } = options.routeInfo
-    return new FleetRateLimitStore(this.#fleet, options, `${this.#namespace}|${method} ${url}`)
+    return new FleetRateLimitStore(this.#fleet, `${this.#namespace}|${method} ${url}`)
   }
 }
 
 /** The store class to give @fastify/rate-limit (`store:`) in fleet mode. */
 export function fleetRateLimitStore(fleet: Fleet): FastifyRateLimitStoreCtor {
   const store = class extends FleetRateLimitStore {
-    constructor(params: StoreParams) {
-      super(fleet, params, 'global')
+    constructor() {
+      super(fleet, 'global')
     }
   }
   // The plugin's type names a narrower incr (key and callback); it calls it with the window and max.

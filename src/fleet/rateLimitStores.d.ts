@@ -1,18 +1,6 @@
-// @fastify/rate-limit ships its two stores untyped: what src/fleet/rateLimitStore.ts uses of them.
-
-declare module '@fastify/rate-limit/store/LocalStore.js' {
-  import type { RateLimitStore } from '@fastify/rate-limit/store/RedisStore.js'
-  const LocalStore: new (
-    continueExceeding: boolean,
-    exponentialBackoff: boolean,
-    cache?: number,
-  ) => RateLimitStore
-  export default LocalStore
-}
+// @fastify/rate-limit ships its stores untyped: the store interface src/fleet/rateLimitStore.ts implements.
 
 declare module '@fastify/rate-limit/store/RedisStore.js' {
-  import type { Redis } from 'ioredis'
-
   export interface RateLimitCount {
     current: number
     /** Milliseconds left in the window. */
@@ -34,11 +22,4 @@ declare module '@fastify/rate-limit/store/RedisStore.js' {
     ): void
     child(options: ChildOptions): RateLimitStore
   }
-  const RedisStore: new (
-    continueExceeding: boolean,
-    exponentialBackoff: boolean,
-    redis: Redis,
-    key?: string,
-  ) => RateLimitStore
-  export default RedisStore
 }

@@ -9,6 +9,7 @@ import type { FastifyBaseLogger } from 'fastify'
 import { Redis } from 'ioredis'
 import type { Config } from '../config.js'
 import type { Metrics } from '../metrics.js'
+import { RateCounters } from './rateCounters.js'
 import { FleetSeal } from './seal.js'
 
 /** Consecutive Redis failures after which the replica stops asking Redis for a while. */
@@ -36,6 +37,8 @@ export class Fleet {
   readonly redis: Redis
   readonly seal: FleetSeal
   readonly prefix: string
+  /** The per-caller rate limits' counts, local first and synchronised with Redis in batches. */
+  readonly rateCounters: RateCounters
   readonly #log: FastifyBaseLogger
   readonly #metrics: Metrics | undefined
   readonly #breaker: CircuitBreakerPolicy
@@ -60,7 +63,11 @@ export class Fleet {
       connectTimeout: Math.max(1_000, config.REDIS_COMMAND_TIMEOUT_MS * 10),
       enableOfflineQueue: false,
       maxRetriesPerRequest: 0,
-      enableAutoPipelining: true,
+      // Off: auto-pipelining holds each command until setImmediate to batch it with others, which
+      // cost an L2 hit's one MGET about 0.1–0.5 ms on a busy machine (measured in-process, each
+      // way twice); no request path now sends more than one command at a time, and the rate
+      // limits batch their counts themselves (RateCounters).
+      enableAutoPipelining: false,
       // Reconnect for ever, backing off to once every 2 s.
       retryStrategy: (times) => Math.min(times * 100, 2_000),
       lazyConnect: false,
@@ -84,6 +91,7 @@ export class Fleet {
       if (this.redis.status === 'ready') this.#setDegraded(false)
     })
     metrics?.fleetDegraded.set(0)
+    this.rateCounters = new RateCounters({ fleet: this, syncMs: config.RATE_LIMIT_SYNC_MS })
   }
 
   /** Whether the replica is on local state (Redis unreachable, slow or failing). */
@@ -154,6 +162,8 @@ export class Fleet {
   }
 
   async close(): Promise<void> {
+    // The counts made since the last sync go to Redis first.
+    await this.rateCounters.close()
     this.#closed = true
     await Promise.all([quit(this.redis), this.#subscriber ? quit(this.#subscriber) : undefined])
   }

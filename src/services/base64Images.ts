@@ -1,13 +1,14 @@
 import type { Readable } from 'node:stream'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { Caller } from '../domain/calls.js'
-import { recordAnswerTypes } from '../domain/accessEvent.js'
+import { recordAnswerTypes, recordServedTypes } from '../domain/accessEvent.js'
 import type { ImageType } from '../domain/imageTypes.js'
-import { classifyChunk, MergedImagesWriter } from '../domain/imagesMerge.js'
+import { MergedImagesWriter } from '../domain/imagesMerge.js'
 import { type IncodeImagesPart, incodeImagesJson } from '../domain/incodeImagesMerge.js'
 import { foldTypes } from '../domain/requestedTypes.js'
 import { ClientClosedError } from '../errors.js'
 import { callContext } from './callContext.js'
+import { LiveMerge } from './liveMerge.js'
 import { splitFetch, type SplitFetchOptions } from './splitFetch.js'
 import { type AnswerBody, callerMemory, watchedAnswer } from './writeWatch.js'
 
@@ -41,10 +42,15 @@ function fetchOptions(
 
 /**
  * /v1: the images, split into parts under Incode's cap, fetched in parallel and merged into
- * `{"images", "missing", "errors"}` as the parts arrive. Resolves with the answer body once its
- * status is known, 200, that is once the first image is ready (or every part is done); the body
- * goes on filling as the other parts arrive. Rejects, for the error handler to answer, when the
- * request fails before that.
+ * `{"images", "missing", "errors"}` as the parts arrive: each part's body streams through the
+ * scanner into the answer (LiveMerge), one image at a time, while Incode sends it. Resolves with
+ * the answer body once its status is known, 200, that is once one part has arrived whole (or
+ * every part is done); the body goes on filling as the other parts arrive. Rejects, for the
+ * error handler to answer, when the request fails before that.
+ *
+ * A part that breaks off in the middle of an image already on its way out can only cut the
+ * answer; one that breaks off between images keeps those that are whole, and lists its other
+ * types under `errors`.
  *
  * A failure that concerns the whole request (a refused token, an unknown interview, the caller
  * leaving: splitFetch stops at the first) fails it whichever part it comes from and whenever it
@@ -70,7 +76,9 @@ export function streamImages(
       return out
     }
     const writer = new MergedImagesWriter((chunk) => open().add(chunk))
+    const merge = new LiveMerge(writer)
     const missing: ImageType[] = []
+    const delivered = new Set<ImageType>()
 
     const fetchAndWrite = async (): Promise<void> => {
       const outcome = await splitFetch({
@@ -79,16 +87,29 @@ export function streamImages(
         types: foldTypes(images.types),
         ctx,
         failFast: false,
-        onAnswer: async (chunk, entries) => {
-          const classified = classifyChunk(chunk, entries)
-          missing.push(...classified.missing)
-          recordAnswerTypes(request.accessRecord, chunk, entries)
-          for (const image of classified.images) writer.addImage(image.type, image.json)
-          // The part's memory stays reserved until the socket has taken its bytes; a caller that
-          // stops reading is cut by the watch (after WRITE_STALL_MS), which ends this wait.
-          if (out) await out.written()
+        openPart: (chunk) => {
+          const part = merge.part(chunk)
+          return {
+            write: (piece) => part.write(piece),
+            end: () => part.end(),
+            sizes: () => part.sizes(),
+            handedOn: async () => {
+              await part.handedOn()
+              missing.push(...part.missing)
+              for (const type of part.delivered) delivered.add(type)
+              // The part's memory stays reserved until the socket has taken its bytes; a caller
+              // that stops reading is cut by the watch (after WRITE_STALL_MS), which ends this wait.
+              if (out) await out.written()
+            },
+            abandon: () => {
+              const partial = part.abandon()
+              for (const type of partial.delivered) delivered.add(type)
+              return partial
+            },
+          }
         },
       })
+      recordServedTypes(request.accessRecord, [...delivered, ...missing], delivered)
       // No part succeeded: the request fails as its first failure did.
       request.accessRecord?.failed.push(...outcome.failures.keys())
       if (outcome.answered === 0 && outcome.firstError) throw outcome.firstError
@@ -98,6 +119,7 @@ export function streamImages(
 
     fetchAndWrite().catch((err: unknown) => {
       const error = err instanceof Error ? err : new Error('the images could not be fetched', { cause: err })
+      merge.close(error)
       if (!out) {
         reject(error)
         return

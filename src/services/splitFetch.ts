@@ -8,7 +8,7 @@ import { parseUpstreamBody } from '../domain/upstreamBody.js'
 import { AppError, ClientClosedError, UpstreamBadResponseError, UpstreamStatusError } from '../errors.js'
 import type { Metrics } from '../metrics.js'
 import type { IncodeClient } from '../upstream/incode.js'
-import type { AnswerVerdict, Caller, CallContext, RawAnswer } from '../upstream/types.js'
+import type { AnswerVerdict, BodySink, Caller, CallContext, RawAnswer } from '../upstream/types.js'
 import { inSpan, type Span } from '../tracing/spans.js'
 import type { Release, Reserver } from './byteBudget.js'
 import { scanUpstreamObject } from './upstreamJson.js'
@@ -28,7 +28,7 @@ export interface SplitFetchOptions {
   plan?: 'parallel' | 'fewest-calls'
   /**
    * Service-wide bound on answer bytes held: each part reserves its estimate before its call and
-   * releases it once `onAnswer` has handed the answer on. Leave it out when the caller holds
+   * releases it once `onAnswer` (or its PartStream's `handedOn`) has handed the answer on. Leave it out when the caller holds
    * every part until the end (it must then reserve the whole request's size itself). Pass the
    * caller's view (`ByteBudget.forCaller`), so that its parts wait behind its own.
    */
@@ -43,8 +43,30 @@ export interface SplitFetchOptions {
   metrics?: Metrics
   /** Call Incode's `/0` form (session token alone), as a drop-in `/0` request did. */
   zeroPath?: boolean
-  /** Called once per successful upstream answer, as answers complete; awaited (backpressure). */
-  onAnswer: (chunk: readonly ImageType[], entries: ScannedEntry[], body: Buffer) => Promise<void> | void
+  /**
+   * Called once per successful upstream answer, as answers complete; awaited (backpressure).
+   * Unused when `openPart` is given.
+   */
+  onAnswer?: (chunk: readonly ImageType[], entries: ScannedEntry[], body: Buffer) => Promise<void> | void
+  /**
+   * Streams each successful answer as it arrives instead: called with the types a call asked for
+   * once Incode has answered it 2xx, it returns where that answer's body goes.
+   */
+  openPart?: (chunk: readonly ImageType[]) => PartStream
+}
+
+/** Where a part's answer goes as it arrives (see SplitFetchOptions.openPart). */
+export interface PartStream extends BodySink {
+  /** Raw sizes of the images the answer held, by type (for the size estimator). */
+  sizes(): Map<ImageType, number>
+  /** After the body ended well: resolves once the part is handed on (awaited before its memory is given back). */
+  handedOn(): Promise<void>
+  /**
+   * The call failed after its body began: which requested types are whole in the answer already
+   * (they are delivered; only the others failed), and whether an image of it was on the wire
+   * unfinished (`broken`: the answer can only be cut).
+   */
+  abandon(): { delivered: ReadonlySet<ImageType>; broken: boolean }
 }
 
 export interface SplitFetchOutcome {
@@ -77,6 +99,16 @@ interface Part {
 function isRequestLevel(err: unknown): boolean {
   if (err instanceof ClientClosedError) return true
   return err instanceof UpstreamStatusError && err.wholeRequest
+}
+
+/** `promise`, or ClientClosedError once `signal` aborts first (the request is over). */
+function untilAborted(promise: Promise<void>, signal: AbortSignal): Promise<void> {
+  if (signal.aborted) return Promise.reject(new ClientClosedError())
+  return new Promise((resolve, reject) => {
+    const onAbort = () => reject(new ClientClosedError())
+    signal.addEventListener('abort', onAbort, { once: true })
+    promise.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort))
+  })
 }
 
 function toAppError(err: unknown): AppError {
@@ -174,6 +206,8 @@ async function fetchInParts(options: SplitFetchOptions, span: Span): Promise<Spl
         return kindOf(parseUpstreamBody(answer.body)) === 'size-cap' ? 'healthy' : 'failure'
       }
       if (answer.status < 200 || answer.status > 299) return undefined
+      // Streamed: the part's scanner took it whole (it throws, failing the call, on a bad answer).
+      if (answer.streamedBytes !== undefined) return 'healthy'
       try {
         scanned = { body: answer.body, entries: scanFlatJsonObject(answer.body) }
         return 'healthy'
@@ -182,6 +216,11 @@ async function fetchInParts(options: SplitFetchOptions, span: Span): Promise<Spl
       }
     }
     let release: Release | undefined
+    const { openPart } = options
+    let streamed: PartStream | undefined
+    const streamBody = openPart
+      ? (status: number) => (status >= 200 && status <= 299 ? (streamed = openPart(chunk)) : undefined)
+      : undefined
     try {
       if (options.memory) {
         release = await options.memory.reserve(estimator.estimateTotal(chunk), partCtx)
@@ -192,9 +231,21 @@ async function fetchInParts(options: SplitFetchOptions, span: Span): Promise<Spl
         endpoint,
         caller,
         { images: chunk },
-        { ...partCtx, judge },
+        { ...partCtx, judge, ...(streamBody ? { streamBody } : {}) },
         { zeroPath: options.zeroPath === true },
       )
+      if (streamed) {
+        for (const [type, bytes] of streamed.sizes()) estimator.observe(type, bytes)
+        if (traced)
+          partSpan.setAttributes({
+            'gateway.part.bytes': answer.streamedBytes ?? 0,
+            'gateway.part.outcome': 'answered',
+          })
+        // Its images may wait behind another part's, which a request-level failure stops for good.
+        await untilAborted(streamed.handedOn(), signal)
+        outcome.answered++
+        return undefined
+      }
       const entries = scanned?.body === answer.body ? scanned.entries : scanUpstreamObject(answer.body)
       const requested = new Set<string>(chunk)
       for (const entry of entries) {
@@ -206,11 +257,26 @@ async function fetchInParts(options: SplitFetchOptions, span: Span): Promise<Spl
           'gateway.part.bytes': answer.body.length,
           'gateway.part.outcome': 'answered',
         })
-      await options.onAnswer(chunk, entries, answer.body)
+      await options.onAnswer?.(chunk, entries, answer.body)
       outcome.answered++
       return undefined
     } catch (err) {
+      // A streamed part that broke off: what of it is whole in the answer is delivered; an image
+      // cut on the wire leaves nothing to do but cut the answer (a request-level failure).
+      const partial = streamed?.abandon()
+      if (partial?.broken === true && !stopped()) {
+        fatal = toAppError(err)
+        abort.abort()
+        return undefined
+      }
       if (stopped()) return undefined
+      if (partial && partial.delivered.size > 0) {
+        chunk = chunk.filter((type) => !partial.delivered.has(type))
+        if (chunk.length === 0) {
+          outcome.answered++
+          return undefined
+        }
+      }
       const badGateway =
         err instanceof UpstreamStatusError && err.upstreamStatus === 502
           ? kindOf(err.upstreamBody)

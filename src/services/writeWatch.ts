@@ -67,6 +67,9 @@ export class AnswerBody extends Readable {
   readonly #waiters: Waiter[] = []
   readonly #held: Release[] = []
   readonly #onDrain = () => this.#check()
+  /** A quick re-check is scheduled (see #nudge), and its delay so far. */
+  #nudge: NodeJS.Timeout | undefined
+  #nudgeMs = 0
 
   constructor(res: ServerResponse, options: AnswerBodyOptions) {
     super()
@@ -116,9 +119,15 @@ export class AnswerBody extends Readable {
    */
   written(): Promise<void> {
     if (this.#over) return this.#finished ? Promise.resolve() : Promise.reject(new ClientClosedError())
-    const upTo = this.#added
+    return this.#waitFor(this.#added)
+  }
+
+  #waitFor(upTo: number): Promise<void> {
+    this.#check()
     if (this.#taken >= upTo) return Promise.resolve()
-    return new Promise((resolve, reject) => this.#waiters.push({ upTo, resolve, reject }))
+    const waiting = new Promise<void>((resolve, reject) => this.#waiters.push({ upTo, resolve, reject }))
+    this.#scheduleNudge()
+    return waiting
   }
 
   /** Bytes handed in and not yet taken by the socket. */
@@ -161,10 +170,37 @@ export class AnswerBody extends Readable {
     if (taken > this.#taken) {
       this.#taken = taken
       this.#progressed = true
+      // Moving again: the next quick look comes soon again.
+      this.#nudgeMs = 0
     }
     while (this.#waiters[0] !== undefined && this.#waiters[0].upTo <= this.#taken) {
       this.#waiters.shift()?.resolve()
     }
+    if (this.#waiters.length === 0) this.#stopNudge()
+  }
+
+  /**
+   * Progress that no event reports: the last bytes handed to the response fit under its
+   * high-water mark, so no 'drain' follows when the socket takes them, and nothing else would
+   * look before the next tick (up to a second). While someone waits on `written()`, look again
+   * soon: at once, then after 1, 2, 4 … ms up to the tick's interval.
+   */
+  #scheduleNudge(): void {
+    if (this.#nudge !== undefined || this.#over) return
+    this.#nudge = setTimeout(() => {
+      this.#nudge = undefined
+      this.#check()
+      if (this.#waiters.length === 0 || this.#over) return
+      this.#nudgeMs = Math.min(this.#checkEveryMs, Math.max(1, this.#nudgeMs * 2))
+      this.#scheduleNudge()
+    }, this.#nudgeMs)
+    this.#nudge.unref()
+  }
+
+  #stopNudge(): void {
+    clearTimeout(this.#nudge)
+    this.#nudge = undefined
+    this.#nudgeMs = 0
   }
 
   #tick(): void {
@@ -197,6 +233,7 @@ export class AnswerBody extends Readable {
     this.#over = true
     this.#finished = finished
     clearInterval(this.#timer)
+    this.#stopNudge()
     this.#res.off('drain', this.#onDrain)
     for (const release of this.#held.splice(0)) release()
     for (const waiter of this.#waiters.splice(0)) {

@@ -177,6 +177,7 @@ export class IncodeClient {
       ...(ctx.requestId !== undefined ? { requestId: ctx.requestId } : {}),
       deadlineAt: ctx.deadlineAt,
       ...(ctx.judge ? { judge: ctx.judge } : {}),
+      ...(ctx.streamBody ? { streamBody: ctx.streamBody } : {}),
     })
   }
 }

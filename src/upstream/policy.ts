@@ -86,6 +86,8 @@ export function defaultVerdict(endpoint: UpstreamEndpoint, answer: RawAnswer): A
       ? 'healthy'
       : 'failure'
   }
+  // A streamed body was checked by its sink, which refuses (throws) what it cannot take.
+  if (answer.streamedBytes !== undefined) return 'healthy'
   if (status >= 200 && status <= 299 && !looksLikeJson(answer.body)) return 'failure'
   return 'healthy'
 }
@@ -295,7 +297,10 @@ export class UpstreamPolicy {
       )
       const answer = await this.#run(call, send)
       if (span.isRecording()) {
-        span.setAttributes({ 'incode.status': answer.status, 'incode.response_bytes': answer.body.length })
+        span.setAttributes({
+          'incode.status': answer.status,
+          'incode.response_bytes': answer.streamedBytes ?? answer.body.length,
+        })
       }
       return answer
     })

@@ -9,7 +9,7 @@ import {
 } from '../errors.js'
 import { TracedClient } from './attemptContext.js'
 import { errorCodeOf } from './errorCode.js'
-import type { CallRetryOptions, RawAnswer, TransportCall } from './types.js'
+import type { BodySink, CallRetryOptions, RawAnswer, TransportCall } from './types.js'
 
 export interface TransportOptions {
   /** Used instead of a Pool of our own, and left open by close(). */
@@ -90,13 +90,15 @@ function flattenHeaders(headers: Record<string, string | string[] | undefined>):
 
 const MAX_TIMER_MS = 2 ** 31 - 1
 
+const EMPTY = Buffer.alloc(0)
+
 /** Why our own controller aborted the upstream request. */
 type AbortCause = 'client-closed' | 'deadline'
 
 /**
  * HTTP to Incode over one undici dispatcher, created once (a Pool for the INCODE_BASE_URL origin)
  * or injected. Every request carries its own timeouts and is cancelled when the caller goes away
- * or the incoming request's deadline passes; answers are size-guarded and read in full. The
+ * or the incoming request's deadline passes; answers are size-guarded and read in full, or streamed to the call's sink (TransportCall.streamBody). The
  * resilience policy (breaker, bulkhead, rate budget, retries: policy.ts) sits above, and calls it.
  */
 export class Transport {
@@ -195,6 +197,17 @@ export class Transport {
         throw tooLarge(this.#maxBytes)
       }
 
+      const sink = call.streamBody?.(response.statusCode)
+      if (sink) {
+        const streamedBytes = await this.#stream(body, sink, (err) => fail(err, 'body'))
+        return {
+          status: response.statusCode,
+          headers: flattenHeaders(response.headers),
+          body: EMPTY,
+          streamedBytes,
+        }
+      }
+
       // With a declared length the answer is copied once into a buffer of that size, instead of
       // held as pieces and then concatenated (which briefly doubles a 10 MB answer).
       const presized =
@@ -229,6 +242,40 @@ export class Transport {
       clearTimeout(timer)
       call.signal?.removeEventListener('abort', onCallerAbort)
     }
+  }
+
+  /**
+   * Hands a body to `sink` piece by piece as it arrives, within the size guard; returns its length.
+   * The sink's own refusal (a throw) drops the body and is the call's error as it is; a body that
+   * breaks off is `broken(err)`.
+   */
+  async #stream(body: Dispatcher.ResponseData['body'], sink: BodySink, broken: (err: unknown) => AppError) {
+    let size = 0
+    let refusal: { err: unknown } | undefined
+    try {
+      for await (const chunk of body) {
+        const piece = chunk as Buffer
+        size += piece.length
+        if (size > this.#maxBytes) {
+          refusal = { err: tooLarge(this.#maxBytes) }
+          break
+        }
+        try {
+          sink.write(piece)
+        } catch (err) {
+          refusal = { err }
+          break
+        }
+      }
+    } catch (err) {
+      throw broken(err)
+    }
+    if (refusal) {
+      body.destroy()
+      throw refusal.err
+    }
+    sink.end()
+    return size
   }
 
   /** Closes the dispatcher this transport created; an injected one belongs to whoever injected it. */

@@ -15,8 +15,24 @@ export type UpstreamEndpoint = IncodeEndpoint | 'adminLogin' | 'probe'
 export interface RawAnswer {
   status: number
   headers: Record<string, string>
+  /** Empty when the body was streamed to the call's sink (see TransportCall.streamBody). */
   body: Buffer
+  /** Bytes handed to the call's sink, when the body was streamed there instead. */
+  streamedBytes?: number
 }
+
+/**
+ * Where a body goes while it arrives, instead of being read whole: each piece in order (views of
+ * undici's buffers, to be kept only as long as needed), then the end. A throw refuses the answer:
+ * the upstream body is dropped and the error is the call's.
+ */
+export interface BodySink {
+  write(piece: Buffer): void
+  end(): void
+}
+
+/** Chooses, once the status is known, whether that answer's body is streamed (to the sink returned). */
+export type StreamBody = (status: number) => BodySink | undefined
 
 /** 'half-open': the reset time has passed and the next call goes through as the probe, or it is out. */
 export type BreakerState = 'closed' | 'half-open' | 'open'
@@ -33,6 +49,7 @@ export type AnswerJudge = (answer: RawAnswer) => AnswerVerdict | undefined
 /** A CallContext with the caller's verdict on each answer for the endpoint's breaker. */
 export interface UpstreamCallContext extends CallContext {
   judge?: AnswerJudge
+  streamBody?: StreamBody
 }
 
 export interface CallOptions {
@@ -69,6 +86,8 @@ export interface TransportCall {
   requestId?: string
   /** Per-request retry decisions for the dispatcher's retry interceptor, bound to this request. */
   retryOptions?: (bounds: RequestBounds) => CallRetryOptions
+  /** Streams the body of the answers it picks to a sink as it arrives (the others are read whole). */
+  streamBody?: StreamBody
 }
 
 /** One logical call under the upstream policy: the request, and the caller's verdict on its answer. */

@@ -177,23 +177,62 @@ t.test('three replicas, one simulator, one Redis', { skip }, async (t) => {
   })
 })
 
-t.test('a rate limit of N per window holds over the fleet', { skip }, async (t) => {
+/** Sum of the fleet's rate-limit counters in Redis: every count the replicas have sent. */
+async function countedInRedis(raw: Redis): Promise<number> {
+  const keys = await raw.keys('*rate-limit*')
+  const values = keys.length > 0 ? await raw.mget(...keys) : []
+  return values.reduce((sum, v) => sum + Number(v ?? 0), 0)
+}
+
+t.test('a rate limit of N per window holds over the fleet, within its stated bound', { skip }, async (t) => {
   const N = 12
+  const R = 3
   const fleet = await startFleet({
-    replicas: 3,
-    env: { ...ENV, RATE_LIMIT_MAX: String(N), RATE_LIMIT_WINDOW_MS: '600000' },
+    replicas: R,
+    env: {
+      ...ENV,
+      RATE_LIMIT_MAX: String(N),
+      RATE_LIMIT_WINDOW_MS: '600000',
+      RATE_LIMIT_SYNC_MS: '20',
+    },
     loadBalancer: false,
   })
   t.teardown(() => fleet.stop())
+  if (!fleet.redis) throw new Error('the fleet has a Redis')
+  const raw = new Redis(fleet.redis.url)
+  t.teardown(() => raw.disconnect())
+  // Every replica on Redis first (a replica still connecting counts alone, as when Redis is down).
+  await shared(fleet)
   const statuses: number[] = []
+  let counted = 0
   for (let i = 0; i < 3 * N; i++) {
     statuses.push(
-      (await links(fleet.replicas[i % 3]?.url ?? '', SEEDED_INTERVIEW_IDS.small, ['selfie'])).status,
+      (await links(fleet.replicas[i % R]?.url ?? '', SEEDED_INTERVIEW_IDS.small, ['selfie'])).status,
     )
+    // Wait (no clock: a bounded number of looks) until the replica's sync has sent this count;
+    // the same sync read the fleet's total back. So each replica admits at most one request
+    // between two of its syncs, and what it cannot have seen is the R - 1 requests since.
+    for (let look = 0; look < 2_000 && counted < i + 1; look++) {
+      counted = await countedInRedis(raw)
+      if (counted < i + 1) await new Promise((resolve) => setTimeout(resolve, 5))
+    }
+    if (counted !== i + 1) break
   }
+  t.equal(counted, 3 * N, 'every request was counted in Redis, one after another')
   const served = statuses.filter((s) => s === 200).length
-  t.equal(served, N, `${String(N)} of ${String(3 * N)} served over three replicas`)
-  t.equal(statuses.filter((s) => s === 429).length, 2 * N, 'the rest refused with 429')
+  t.ok(
+    served >= N,
+    `at least N (${String(N)}) of ${String(3 * N)} served: none refused early (${String(served)})`,
+  )
+  t.ok(
+    served <= N + (R - 1),
+    `at most N + (R - 1) = ${String(N + R - 1)} served over ${String(R)} replicas (${String(served)})`,
+  )
+  t.same(
+    statuses.slice(N + R - 1),
+    Array(3 * N - (N + R - 1)).fill(429),
+    'every request after the first N + (R - 1) refused with 429',
+  )
 })
 
 t.test(
