@@ -534,14 +534,31 @@ t.test('mixed faults under concurrency: never the wrong image, always a clear an
   let served = 0
   let failed = 0
   const results: Array<{ job: Job; answer: Timed }> = []
+  // /v1 base64 answers are written while Incode's parts arrive: a part that breaks off inside an
+  // image already on the wire cuts the answer (a JSON string cannot be closed honestly), which the
+  // caller sees as a broken response, never as a whole one.
+  const cut: Job[] = []
   const queue = [...jobs]
   await Promise.all(
     Array.from({ length: 4 }, async () => {
       for (let job = queue.shift(); job; job = queue.shift()) {
-        results.push({ job, answer: await timed(app, job.options) })
+        try {
+          results.push({ job, answer: await timed(app, job.options) })
+        } catch (err) {
+          if ((err as { code?: unknown }).code !== 'LIGHT_ECONNRESET') throw err
+          cut.push(job)
+        }
       }
     }),
   )
+  for (const job of cut) {
+    failed++
+    t.notOk(
+      job.dropIn,
+      `${job.what}: cut only where the answer streams (not drop-in, which is whole or an error)`,
+    )
+  }
+  t.comment(`answers cut by a part breaking off mid-image: ${cut.length}`)
   for (const { job, answer } of results) {
     const { res, ms } = answer
     t.ok(ms < deadlineMs + SLACK_MS, `${job.what}: answered in time`)
@@ -576,7 +593,7 @@ t.test('mixed faults under concurrency: never the wrong image, always a clear an
       }
     }
   }
-  t.equal(results.length, jobs.length, 'every request was answered')
+  t.equal(results.length + cut.length, jobs.length, 'every request was answered (or cut, above)')
   t.ok(served > 0, `some requests were served despite the faults (${served})`)
   t.ok(failed > 0, `some requests met the faults (${failed})`)
 })
