@@ -129,7 +129,12 @@ t.test('a slow but steady reader gets every byte, what it has not taken reserved
   t.equal(answer.error, undefined, 'the slow reader was not cut')
   t.equal(answer.status, 200, '200')
   t.ok(answer.body.equals(image), 'every byte, in order')
-  t.ok(samples.length >= 5, `the answer took a while to read (${samples.length} samples)`)
+  // How many steps find the service still writing depends on how much the kernel's socket buffers
+  // take (loopback autotuning: one step on some runs); at least one must, holding memory for it.
+  t.ok(
+    samples.some((s) => s.held > 0),
+    `the service was still writing, with memory held, while the reader read (${samples.length} samples)`,
+  )
   t.same(
     samples.filter((s) => s.buffered > s.held + 16 * KiB).slice(0, 3),
     [],
