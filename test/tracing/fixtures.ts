@@ -1,11 +1,23 @@
 import { InMemorySpanExporter, SimpleSpanProcessor, type ReadableSpan } from '@opentelemetry/sdk-trace-node'
 import type { Test } from 'tap'
+import { IMAGE_TYPES } from '../../src/domain/imageTypes.js'
+import { SEEDED_INTERVIEW_IDS } from '../../src/simulator/index.js'
 import { startTracing } from '../../src/tracing/setup.js'
+import { partnerHeaders } from '../helpers/build.js'
 
 /** A caller's W3C trace context, as a frontend would send it. */
 export const CALLER_TRACE_ID = '4bf92f3577b34da6a3ce929d0e0e4736'
 export const CALLER_SPAN_ID = '00f067aa0ba902b7'
 export const CALLER_TRACEPARENT = `00-${CALLER_TRACE_ID}-${CALLER_SPAN_ID}-01`
+
+/** The full seeded session's every type (a split request), asked by a partner in the caller's trace. */
+export function fetchFullSetTraced(url: string): Promise<Response> {
+  return fetch(`${url}/v1/sessions/${SEEDED_INTERVIEW_IDS.full}/images`, {
+    method: 'POST',
+    headers: { ...partnerHeaders(), traceparent: CALLER_TRACEPARENT },
+    body: JSON.stringify({ images: IMAGE_TYPES }),
+  })
+}
 
 /**
  * Tracing on, as server.ts starts it, with the SDK's in-memory exporter beside whatever the

@@ -1,11 +1,10 @@
 import { trace } from '@opentelemetry/api'
 import t from 'tap'
-import { IMAGE_TYPES } from '../../src/domain/imageTypes.js'
 import { SEEDED_INTERVIEW_IDS } from '../../src/simulator/index.js'
 import { startTracing, tracingSettings } from '../../src/tracing/setup.js'
 import { build, partnerHeaders } from '../helpers/build.js'
 import { warmSeededSessions } from '../routes/fixtures/helpers.js'
-import { CALLER_TRACEPARENT } from './fixtures.js'
+import { CALLER_TRACEPARENT, fetchFullSetTraced } from './fixtures.js'
 
 warmSeededSessions()
 
@@ -51,11 +50,7 @@ t.test(
     t.equal(startTracing({}), undefined, 'off by default')
     const { simulator, url } = await build(t, { listen: true })
 
-    const res = await fetch(`${url}/v1/sessions/${SEEDED_INTERVIEW_IDS.full}/images`, {
-      method: 'POST',
-      headers: { ...partnerHeaders(), traceparent: CALLER_TRACEPARENT },
-      body: JSON.stringify({ images: IMAGE_TYPES }),
-    })
+    const res = await fetchFullSetTraced(url)
     t.equal(res.status, 200, 'the request is served')
     await res.arrayBuffer()
     const links = await fetch(`${url}/v1/sessions/${SEEDED_INTERVIEW_IDS.small}/image-links`, {

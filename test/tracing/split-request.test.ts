@@ -9,6 +9,7 @@ import {
   CALLER_TRACE_ID,
   CALLER_TRACEPARENT,
   descendsFrom,
+  fetchFullSetTraced,
   idOf,
   parentOf,
   parseTraceparent,
@@ -23,11 +24,7 @@ t.test(
     const exporter = traceInMemory(t)
     const { simulator, url } = await build(t, { listen: true })
 
-    const res = await fetch(`${url}/v1/sessions/${SEEDED_INTERVIEW_IDS.full}/images`, {
-      method: 'POST',
-      headers: { ...partnerHeaders(), traceparent: CALLER_TRACEPARENT },
-      body: JSON.stringify({ images: IMAGE_TYPES }),
-    })
+    const res = await fetchFullSetTraced(url)
     t.equal(res.status, 200, 'the request is served')
     const body = (await res.json()) as { images: Record<string, unknown> }
     t.equal(Object.keys(body.images).length, IMAGE_TYPES.length, 'every type is served')

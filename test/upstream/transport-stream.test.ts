@@ -18,6 +18,15 @@ function keeping() {
 
 const BODY = Buffer.alloc(3 * 1024 * 1024, 0x41)
 
+/** A GET of `path` whose answer goes to the sink `streamBody` picks for its status, if any. */
+function streamedGet(
+  policy: ReturnType<typeof upstreamPolicy>,
+  streamBody: (status: number) => BodySink | undefined,
+  path = '/',
+) {
+  return policy.request({ method: 'GET', path, headers: {}, deadlineAt: inMs(30_000), streamBody })
+}
+
 void t.test('a chosen answer is streamed to its sink whole; the others are read whole', async (t) => {
   const upstream = await startServer(t, (req, res) => {
     const status = req.url === '/refused' ? 403 : 200
@@ -27,13 +36,7 @@ void t.test('a chosen answer is streamed to its sink whole; the others are read 
   const policy = upstreamPolicy(t, testConfig(upstream.url))
   const kept = keeping()
   const streamBody = (status: number) => (status === 200 ? kept.sink : undefined)
-  const answer = await policy.request({
-    method: 'GET',
-    path: '/',
-    headers: {},
-    deadlineAt: inMs(30_000),
-    streamBody,
-  })
+  const answer = await streamedGet(policy, streamBody)
   t.equal(answer.status, 200, 'the status')
   t.equal(answer.body.length, 0, 'the answer holds no body: it went to the sink')
   t.equal(answer.streamedBytes, BODY.length, 'the bytes streamed are counted')
@@ -41,13 +44,7 @@ void t.test('a chosen answer is streamed to its sink whole; the others are read 
   t.ok(kept.pieces.length > 1, `in pieces as they came (${kept.pieces.length})`)
   t.ok(kept.ended(), 'and its end')
 
-  const refused = await policy.request({
-    method: 'GET',
-    path: '/refused',
-    headers: {},
-    deadlineAt: inMs(30_000),
-    streamBody,
-  })
+  const refused = await streamedGet(policy, streamBody, '/refused')
   t.equal(refused.body.toString(), '{"message":"no"}', 'an answer not chosen is read whole')
   t.equal(refused.streamedBytes, undefined, 'and not counted as streamed')
 })
@@ -78,15 +75,7 @@ void t.test("the sink's refusal is the call's error, and the rest of the body is
     },
     end: () => (ended = true),
   }
-  const err = await rejectionOf(
-    policy.request({
-      method: 'GET',
-      path: '/',
-      headers: {},
-      deadlineAt: inMs(30_000),
-      streamBody: () => sink,
-    }),
-  )
+  const err = await rejectionOf(streamedGet(policy, () => sink))
   t.equal(err, refusal, 'the sink refusal, as it is')
   t.notOk(ended, 'the sink was not told the body ended')
   t.ok(await closedWithin(upstream.requests[0]), 'the upstream connection was dropped')
@@ -102,15 +91,7 @@ void t.test(
     })
     const policy = upstreamPolicy(t, testConfig(upstream.url))
     const kept = keeping()
-    const err = await rejectionOf(
-      policy.request({
-        method: 'GET',
-        path: '/',
-        headers: {},
-        deadlineAt: inMs(30_000),
-        streamBody: () => kept.sink,
-      }),
-    )
+    const err = await rejectionOf(streamedGet(policy, () => kept.sink))
     t.ok(err instanceof UpstreamBadResponseError, 'an UpstreamBadResponseError')
     t.match(err, { statusCode: 502, message: /broke off/ }, 'saying the answer broke off')
     t.notOk(kept.ended(), 'the sink was not told the body ended')
@@ -126,15 +107,7 @@ void t.test('a streamed body growing past the limit → UPSTREAM_RESPONSE_TOO_LA
   const limits = { UPSTREAM_MAX_RESPONSE_BYTES: '200000', CHUNK_BUDGET_BYTES: '100000' }
   const policy = upstreamPolicy(t, testConfig(upstream.url, limits))
   const kept = keeping()
-  const err = await rejectionOf(
-    policy.request({
-      method: 'GET',
-      path: '/',
-      headers: {},
-      deadlineAt: inMs(30_000),
-      streamBody: () => kept.sink,
-    }),
-  )
+  const err = await rejectionOf(streamedGet(policy, () => kept.sink))
   t.match(err, { statusCode: 502, code: 'UPSTREAM_RESPONSE_TOO_LARGE' }, 'status and code')
   t.ok(kept.body().length <= 200_000, `the sink got no more than the limit (${kept.body().length})`)
 })
