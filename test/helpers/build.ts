@@ -120,6 +120,16 @@ export function partnerHeaders(): Record<string, string> {
   return { 'content-type': 'application/json', 'x-api-key': PARTNER_KEY }
 }
 
+/** Headers of a direct call to the simulator with its executive token, as the gateway sends them. */
+export function simulatorAdminHeaders(simulator: Simulator): Record<string, string> {
+  return {
+    'content-type': 'application/json',
+    'api-version': '1.0',
+    'x-api-key': simulator.apiKey,
+    'x-incode-hardware-id': simulator.adminToken(),
+  }
+}
+
 /** The environment of a service process (src/server.ts or the bundle) pointed at `simulator`. */
 export function serviceProcessEnv(
   simulator: Simulator,

@@ -3,7 +3,7 @@ import { IMAGE_TYPES, INCODE_RESPONSE_CAP_BYTES } from '../../src/domain/imageTy
 import { planSplit } from '../../src/domain/planChunks.js'
 import { SizeEstimator } from '../../src/domain/sizeEstimator.js'
 import { SEEDED_INTERVIEW_IDS } from '../../src/simulator/index.js'
-import { partnerHeaders } from '../helpers/build.js'
+import { partnerHeaders, simulatorAdminHeaders } from '../helpers/build.js'
 import {
   buildForRoutes,
   assertMergedImages,
@@ -28,12 +28,7 @@ t.test('the full session (> 10 MB as base64) comes back whole, split over parall
   t.ok(base64Total > INCODE_RESPONSE_CAP_BYTES, `the session's latest images are ${base64Total} B as base64`)
   const direct = await fetch(`${simulator.url}${simulator.paths.images}?id=${full}`, {
     method: 'POST',
-    headers: {
-      'content-type': 'application/json',
-      'api-version': '1.0',
-      'x-api-key': simulator.apiKey,
-      'x-incode-hardware-id': simulator.adminToken(),
-    },
+    headers: simulatorAdminHeaders(simulator),
     body: JSON.stringify({ images: IMAGE_TYPES }),
   })
   await direct.arrayBuffer()

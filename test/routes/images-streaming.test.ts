@@ -4,7 +4,7 @@ import { IMAGE_TYPES, type ImageType } from '../../src/domain/imageTypes.js'
 import { classifyChunk } from '../../src/domain/imagesMerge.js'
 import { foldTypes } from '../../src/domain/requestedTypes.js'
 import { SEEDED_INTERVIEW_IDS, type Simulator } from '../../src/simulator/index.js'
-import { build, partnerHeaders, type Harness } from '../helpers/build.js'
+import { build, partnerHeaders, simulatorAdminHeaders, type Harness } from '../helpers/build.js'
 import { HARDENING_ENV, parseJson, sessionOf, wrongImages } from '../hardening/helpers.js'
 import { warmSeededSessions } from './fixtures/helpers.js'
 
@@ -25,12 +25,7 @@ const SPLIT_ENV = { ...HARDENING_ENV, CHUNK_BUDGET_BYTES: '1000000', SPLIT_PLAN:
 async function bufferedImage(simulator: Simulator, interviewId: string, type: ImageType) {
   const res = await fetch(`${simulator.url}${simulator.paths.images}?id=${interviewId}`, {
     method: 'POST',
-    headers: {
-      'content-type': 'application/json',
-      'api-version': '1.0',
-      'x-api-key': simulator.apiKey,
-      'x-incode-hardware-id': simulator.adminToken(),
-    },
+    headers: simulatorAdminHeaders(simulator),
     body: JSON.stringify({ images: [type] }),
   })
   const entries = scanFlatJsonObject(Buffer.from(await res.arrayBuffer()))

@@ -2,7 +2,7 @@ import jpeg from 'jpeg-js'
 import t from 'tap'
 import { SECOND_ID_IMAGE_TYPES, type ImageType } from '../../src/domain/imageTypes.js'
 import { SEEDED_INTERVIEW_IDS, type Simulator } from '../../src/simulator/index.js'
-import { partnerHeaders } from '../helpers/build.js'
+import { partnerHeaders, simulatorAdminHeaders } from '../helpers/build.js'
 import {
   buildForRoutes,
   assertMergedImages,
@@ -21,12 +21,7 @@ const { small, secondId, empty } = SEEDED_INTERVIEW_IDS
 async function directConcatenated(simulator: Simulator, interviewId: string, body?: unknown) {
   const res = await fetch(`${simulator.url}${simulator.paths.concatenatedImages}?id=${interviewId}`, {
     method: 'POST',
-    headers: {
-      'content-type': 'application/json',
-      'api-version': '1.0',
-      'x-api-key': simulator.apiKey,
-      'x-incode-hardware-id': simulator.adminToken(),
-    },
+    headers: simulatorAdminHeaders(simulator),
     ...(body === undefined ? {} : { body: JSON.stringify(body) }),
   })
   return { status: res.status, json: (await res.json()) as { image?: string } }

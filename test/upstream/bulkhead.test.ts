@@ -1,7 +1,7 @@
 import t from 'tap'
 import { ClientClosedError, OverloadedError } from '../../src/errors.js'
 import { Metrics } from '../../src/metrics.js'
-import { heldUpstream, settlesThisTurn } from './held.js'
+import { heldUpstream, settlesThisTurn, until } from './held.js'
 import { getRoot as get, metricValue, rejectionOf, testConfig, upstreamPolicy } from './helpers.js'
 
 void t.test('2 in flight and 1 waiting at most: a 4th call is refused at once', async (t) => {
@@ -77,6 +77,9 @@ void t.test(
     )
 
     const first = get(policy)
+    // The first call holds the slot from here on; on a busy machine its request may reach the
+    // upstream only later, so the count below is read once it has.
+    await until(() => upstream.requests.length === 1)
     const started = Date.now()
     const err = await rejectionOf(get(policy, { deadlineMs: 100 }))
     const took = Date.now() - started
