@@ -52,6 +52,11 @@ if (envFileRead) app.log.info('settings read from .env (the environment wins ove
 
 /** After the grace, how long the last answers get to be written before the process gives up (exit 1). */
 const LAST_ANSWERS_MS = 5_000
+/**
+ * At most how long the first readiness check waits for Redis's first answer in fleet mode (a
+ * refused connection ends the wait at once) before going on without it.
+ */
+const FLEET_CONNECT_WAIT_MS = 10_000
 
 closeWithGrace({ delay: config.SHUTDOWN_GRACE_MS + LAST_ANSWERS_MS }, async ({ signal, err }) => {
   if (err) app.log.error({ err }, 'closing after an error')
@@ -78,8 +83,13 @@ closeWithGrace({ delay: config.SHUTDOWN_GRACE_MS + LAST_ANSWERS_MS }, async ({ s
 })
 
 // Readiness asks Incode (and logs in as admin): begun here, while the server starts listening, the
-// first /readyz finds it under way or done (results are kept a few seconds, src/readiness.ts).
-app.readiness.check().catch((err: unknown) => app.log.warn({ err }, 'first readiness check failed'))
+// first /readyz finds it under way or done (results are kept a few seconds, src/readiness.ts). In
+// fleet mode it waits for Redis first (bounded), so that the fleet logs in once, not each replica.
+const firstCheck = async (): Promise<void> => {
+  await app.fleet?.connected(FLEET_CONNECT_WAIT_MS)
+  await app.readiness.check()
+}
+firstCheck().catch((err: unknown) => app.log.warn({ err }, 'first readiness check failed'))
 await app.listen({ host: config.HOST, port: config.PORT })
 // Tells a parent process (tests, benchmarks) where the service listens.
 if (process.send) {

@@ -104,6 +104,27 @@ export class Fleet {
     this.rateCounters = new RateCounters({ fleet: this, syncMs: config.RATE_LIMIT_SYNC_MS })
   }
 
+  /**
+   * Resolves once the first connection attempt has an outcome: ready, refused or failed (the
+   * replica then runs degraded and recovers by itself), or after `maxMs` at most. The start-up
+   * readiness check waits for it: run before Redis answers, its admin log-in would be each
+   * replica's own instead of one for the fleet.
+   */
+  connected(maxMs: number): Promise<void> {
+    if (this.redis.status === 'ready') return Promise.resolve()
+    const outcomes = ['ready', 'error', 'end'] as const
+    return new Promise((resolve) => {
+      const done = (): void => {
+        clearTimeout(timer)
+        for (const event of outcomes) this.redis.off(event, done)
+        resolve()
+      }
+      const timer = setTimeout(done, maxMs)
+      timer.unref()
+      for (const event of outcomes) this.redis.once(event, done)
+    })
+  }
+
   /** Whether the replica is on local state (Redis unreachable, slow or failing). */
   get degraded(): boolean {
     return this.#degraded || this.redis.status !== 'ready' || this.#breaker.state === CircuitState.Open
