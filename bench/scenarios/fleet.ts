@@ -310,7 +310,7 @@ async function trafficModel(ctx: Ctx, sim: Simulator, redis: boolean): Promise<M
       const prefix = 'igw:'
       run.redis = {
         usedMemoryDelta: (await probe.usedMemory()) - memBefore,
-        linkEntries: await probe.countKeys(`${prefix}link:*`),
+        linkEntries: await probe.countKeys(`${prefix}link-set:*`),
         keys: await probe.client.dbsize(),
         commands: delta(await probe.commands(), cmdBefore),
       }

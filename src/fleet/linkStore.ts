@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto'
 import { servableUntilMs } from '../cache/linkCache.js'
-import type { ImageType } from '../domain/imageTypes.js'
+import { IMAGE_TYPES, type ImageType } from '../domain/imageTypes.js'
 import type { LinkEntry, NormalisedLinks } from '../domain/links.js'
 import type { Metrics } from '../metrics.js'
 import type { Fleet } from './redis.js'
@@ -19,6 +19,14 @@ const INVALIDATED = 'links-invalidated'
 const GENERATION_TTL_MS = 3_600_000
 /** How long a DELETE waits for every replica to say it dropped its L1 entries. */
 const ACK_WAIT_MS = 2_000
+/**
+ * Key kinds of entries and locks. An interview's entries (per scope) are named as one set, every
+ * image type at once (FleetSeal.nameSets, position = the type's in IMAGE_TYPES): an L2 read of
+ * 6 types costs two hash computations per accepted secret, not six keyed hashes.
+ */
+const VALUES = 'link-set'
+const LOCKS = 'link-lock-set'
+const TYPE_INDEX = new Map(IMAGE_TYPES.map((type, i) => [type, i]))
 
 /** Where one lookup's entries live in Redis and what bounds them (as the L1 CacheSlot). */
 export interface StoreSlot {
@@ -184,18 +192,26 @@ export class LinkStore {
 
   /** The Redis name of an entry (current secret). */
   valueKey(scope: string, interviewId: string, type: ImageType): string {
-    return this.#fleet.key('link', scope, interviewId, type)
+    return this.#names(VALUES, scope, interviewId, type)[0] ?? ''
   }
 
   /** The Redis name of an entry's load lock. */
   lockKey(scope: string, interviewId: string, type: ImageType): string {
-    return this.#fleet.key('link-lock', scope, interviewId, type)
+    return this.#names(LOCKS, scope, interviewId, type)[0] ?? ''
+  }
+
+  /** A type's entry (or lock) name under every accepted secret, the current one first. */
+  #names(kind: string, scope: string, interviewId: string, type: ImageType): string[] {
+    const index = TYPE_INDEX.get(type) ?? -1
+    return this.#fleet
+      .keySets(kind, IMAGE_TYPES.length, scope, interviewId)
+      .map((names) => names[index] ?? this.#fleet.key(kind, scope, interviewId, type))
   }
 
   /** Servable entries for `types` and the interview's generation; undefined when Redis is unavailable. */
   async read(slot: StoreSlot, types: readonly ImageType[]): Promise<StoreRead | undefined> {
     // Every accepted secret's name per type (rotation), then the generation, in one MGET.
-    const names = types.map((type) => this.#fleet.keys('link', slot.scope, slot.interviewId, type))
+    const names = types.map((type) => this.#names(VALUES, slot.scope, slot.interviewId, type))
     const values = await this.#fleet.run((redis) =>
       redis.mgetBuffer(...names.flat(), this.#generationKey(slot.label)),
     )

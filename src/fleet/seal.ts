@@ -5,6 +5,8 @@ const IV_BYTES = 12
 const TAG_BYTES = 16
 const KEY_ID_BYTES = 4
 const HEADER_BYTES = 1 + KEY_ID_BYTES + IV_BYTES + TAG_BYTES
+/** A name in a set (nameSets): 24 bytes, 32 base64url characters, as long as the other names. */
+const SET_NAME_BYTES = 24
 
 interface Keys {
   id: Buffer
@@ -49,6 +51,16 @@ export class FleetSeal {
     return this.#all.map((keys) => hashName(keys.name, parts))
   }
 
+  /**
+   * The names of a set of `count` keys that share `parts` (the set's key i is index i), under
+   * every accepted secret, the current one first. Per secret one keyed hash of the parts, and
+   * SHAKE256 of that (secret) hash cut into `count` names: two hash computations for the set
+   * instead of a keyed hash per key. No name reveals its index, nor the parts.
+   */
+  nameSets(count: number, ...parts: string[]): string[][] {
+    return this.#all.map((keys) => hashNameSet(keys.name, parts, count))
+  }
+
   seal(plain: string | Buffer): Buffer {
     const iv = randomBytes(IV_BYTES)
     const cipher = createCipheriv('aes-256-gcm', this.#current.value, iv)
@@ -78,4 +90,15 @@ function hashName(key: Buffer, parts: string[]): string {
   const hmac = createHmac('sha256', key)
   for (const part of parts) hmac.update(part).update('\0')
   return hmac.digest('base64url').slice(0, 32)
+}
+
+function hashNameSet(key: Buffer, parts: string[], count: number): string[] {
+  const hmac = createHmac('sha256', key).update('set\0')
+  for (const part of parts) hmac.update(part).update('\0')
+  const stream = createHash('shake256', { outputLength: SET_NAME_BYTES * count })
+    .update(hmac.digest())
+    .digest()
+  return Array.from({ length: count }, (_, i) =>
+    stream.subarray(i * SET_NAME_BYTES, (i + 1) * SET_NAME_BYTES).toString('base64url'),
+  )
 }

@@ -77,6 +77,8 @@ export function sharedLoader(
     count('hit', read.found.size)
     let pending = types.filter((type) => !read.found.has(type))
     count('miss', pending.length)
+    // All from Redis (an L2 hit): nothing to claim, load or wait for.
+    if (pending.length === 0) return gathered.result()
 
     const token = randomBytes(12).toString('base64url')
     const loadAndShare = async (mine: ImageType[]): Promise<LoadedLinks> => {
