@@ -1,7 +1,10 @@
 import { LRUCache } from 'lru-cache'
 import { sha256Hex } from '../auth/apiKeys.js'
 import type { ImageType } from '../domain/imageTypes.js'
-import { prepareEntryTexts, type LinkEntry, type NormalisedLinks } from '../domain/links.js'
+import type { LinkEntry, NormalisedLinks } from '../domain/links.js'
+import { entryHeapBytes, frozenCopy, servableUntilMs } from './entries.js'
+
+export { entryHeapBytes, servableUntilMs }
 
 /** HIT: every requested type came from the cache; MISS: none did; PARTIAL: some did. */
 export type CacheStatus = 'HIT' | 'MISS' | 'PARTIAL'
@@ -70,19 +73,6 @@ export interface LoadedLinks extends NormalisedLinks {
 
 export type LinkLoader = (types: ImageType[]) => Promise<LoadedLinks>
 
-/**
- * Until when one answer may be served (epoch ms): a link until its earliest expiry less the margin,
- * "no such image" for the missing TTL, and neither at or after the credential's expiry. The same
- * rule for every tier (this cache, and Redis in fleet mode).
- */
-export function servableUntilMs(
-  expiresAtMs: number | undefined,
-  rule: { now: number; marginMs: number; missingTtlMs: number; notAfterMs: number },
-): number {
-  const until = expiresAtMs === undefined ? rule.now + rule.missingTtlMs : expiresAtMs - rule.marginMs
-  return Math.min(until, rule.notAfterMs)
-}
-
 /** What the cache keeps per key; label is kept to clean the invalidation index on disposal. */
 interface Stored {
   /** undefined: the session has no image of that type (a cached "missing" answer). */
@@ -117,45 +107,7 @@ function keyOf(scope: string, interviewId: string, type: ImageType): string {
   return `${scope}\0${interviewId}\0${type}`
 }
 
-/**
- * Heap overhead beyond the strings, in bytes, measured on Node 20 (x64) by filling a cache and
- * comparing heapUsed with the accounted total (within 1% for 1 to 8 attempts per link; the former
- * count, JSON + key, was 4.5 times short; test/cache/bounds.test.ts keeps them close): per record,
- * lru-cache's key map entry, the Stored record and the invalidation index entry; per link, the
- * frozen entry, its attempts array and the weak-map records holding its texts; per attempt, its
- * frozen object. lru-cache's slot arrays are sized by maxEntries up front (about 44 bytes a slot),
- * a fixed cost outside this count.
- */
-const RECORD_OVERHEAD_BYTES = 200
-const LINK_OVERHEAD_BYTES = 400
-const ATTEMPT_OVERHEAD_BYTES = 224
-/** V8's header of a sequential string. */
-const STRING_HEADER_BYTES = 16
 const DEFAULT_MISSING_TTL_MS = 60_000
-
-/** Heap bytes of a flat string: one byte per character unless one needs two. */
-function stringHeapBytes(text: string): number {
-  // eslint-disable-next-line no-control-regex
-  return STRING_HEADER_BYTES + (/[^\u0000-\u00ff]/.test(text) ? 2 : 1) * text.length
-}
-
-/**
- * What one stored entry costs the heap: its key, every string of the entry (the latest link
- * and each attempt's, which are separate strings even when equal), the answer texts kept beside
- * it (prepared here), and the fixed overhead. An estimate, but one that counts everything held.
- */
-export function entryHeapBytes(key: string, type: ImageType, entry: LinkEntry | undefined): number {
-  let bytes = RECORD_OVERHEAD_BYTES + stringHeapBytes(key)
-  if (entry === undefined) return bytes
-  bytes += LINK_OVERHEAD_BYTES + stringHeapBytes(entry.url) + stringHeapBytes(entry.expiresAt)
-  for (const attempt of entry.attempts) {
-    bytes += ATTEMPT_OVERHEAD_BYTES
-    bytes += stringHeapBytes(attempt.url) + stringHeapBytes(attempt.capturedAt)
-    bytes += stringHeapBytes(attempt.expiresAt)
-  }
-  for (const text of prepareEntryTexts(type, entry)) bytes += stringHeapBytes(text)
-  return bytes
-}
 
 function assertPositiveInteger(name: string, value: number): void {
   if (!Number.isSafeInteger(value) || value <= 0) {
@@ -182,6 +134,8 @@ export class LinkCache {
   #misses = 0
   #coalesced = 0
   #evictions = 0
+  /** Bumped by invalidate() and clear(): what was read elsewhere before then must not be stored. */
+  #epoch = 0
 
   constructor(options: LinkCacheOptions) {
     assertPositiveInteger('maxEntries', options.maxEntries)
@@ -290,6 +244,67 @@ export class LinkCache {
   }
 
   /**
+   * Whether a load in flight here fetches any of `types` for the slot (its callers wait for it;
+   * fleet mode then skips its own L2 read ahead of `resolve`).
+   */
+  isLoading(slot: CacheSlot, types: readonly ImageType[]): boolean {
+    return types.some((type) => this.#inFlight.has(keyOf(slot.scope, slot.interviewId, type)))
+  }
+
+  /** Changes whenever invalidate() or clear() runs; see resolveStored. */
+  get epoch(): number {
+    return this.#epoch
+  }
+
+  /**
+   * The lookup when everything this cache lacks was found in a shared cache (fleet mode's L2
+   * hit): `loaded` answers every type not servable here, each is stored as a load's answer would
+   * be, and the lookup is answered at once (HIT), with no loader, in-flight record or promise.
+   * `epoch` is this cache's epoch from before the shared cache was read: if an invalidation came
+   * since, the answer is still given but nothing is stored (as a load made stale). Undefined, and
+   * nothing counted or stored, when a type is neither here nor in `loaded`: `resolve` then.
+   */
+  resolveStored(
+    slot: CacheSlot,
+    types: readonly ImageType[],
+    loaded: LoadedLinks,
+    epoch: number,
+  ): ResolvedLinks | undefined {
+    const now = this.#now()
+    const notAfterMs = slot.notAfterMs ?? Infinity
+    if (!(notAfterMs > now)) return undefined
+    const wanted = [...new Set(types)]
+    const cached: (Stored | undefined)[] = []
+    for (const type of wanted) {
+      const found = this.#read(keyOf(slot.scope, slot.interviewId, type), now)
+      if (!found && !loaded.entries.has(type) && !loaded.missing.includes(type)) return undefined
+      cached.push(found)
+    }
+    const bounds = { label: slot.label ?? slot.interviewId, notAfterMs }
+    const fresh = epoch === this.#epoch
+    const entries = new Map<ImageType, LinkEntry>()
+    const missing: ImageType[] = []
+    let stored = 0
+    wanted.forEach((type, i) => {
+      const here = cached[i]
+      let entry = here?.entry
+      if (!here) {
+        stored++
+        const key = keyOf(slot.scope, slot.interviewId, type)
+        // Handed out as later hits will be: the frozen copy the cache keeps.
+        entry =
+          (fresh ? this.#storeLoaded(key, type, bounds, loaded, now) : undefined) ??
+          loaded.entries.get(type)?.entry
+      }
+      if (entry) entries.set(type, entry)
+      else missing.push(type)
+    })
+    this.#hits += wanted.length - stored
+    this.#misses += stored
+    return { entries, missing, status: 'HIT' }
+  }
+
+  /**
    * What is servable from the cache now, without loading or waiting (e.g. while upstream is
    * down): links, types cached as missing, and the misses.
    */
@@ -316,6 +331,7 @@ export class LinkCache {
    * answers alike); loads already in flight for it will not be stored.
    */
   invalidate(interviewId: string): number {
+    this.#epoch++
     for (const [key, flight] of this.#inFlight) {
       if (flight.label !== interviewId) continue
       flight.stale = true
@@ -345,6 +361,7 @@ export class LinkCache {
 
   /** Empties the cache; loads in flight will not be stored. Counters are kept. */
   clear(): void {
+    this.#epoch++
     for (const flight of this.#inFlight.values()) flight.stale = true
     this.#inFlight.clear()
     this.#lru.clear()
@@ -383,17 +400,7 @@ export class LinkCache {
       const now = this.#now()
       types.forEach((type, i) => {
         const key = keys[i]
-        if (key === undefined) return
-        const got = links.entries.get(type)
-        // A type the answer has no link for is cached as missing, briefly (a capture may come).
-        const until = servableUntilMs(got?.expiresAtMs, {
-          now,
-          marginMs: this.#marginMs,
-          missingTtlMs: this.#missingTtlMs,
-          notAfterMs: flight.notAfterMs,
-        })
-        const bound = links.servableUntilMs?.get(type) ?? Infinity
-        this.#store(key, type, flight, got?.entry, Math.min(until, bound), now)
+        if (key !== undefined) this.#storeLoaded(key, type, flight, links, now)
       })
     }
     // Registered before any waiter's handler, so the cache is written before waiters resume.
@@ -402,36 +409,58 @@ export class LinkCache {
     return flight
   }
 
+  /** Stores a loader's answer for one type under the expiry rule; the frozen entry kept, if any. */
+  #storeLoaded(
+    key: string,
+    type: ImageType,
+    bounds: { label: string; notAfterMs: number },
+    links: LoadedLinks,
+    now: number,
+  ): LinkEntry | undefined {
+    const got = links.entries.get(type)
+    // A type the answer has no link for is cached as missing, briefly (a capture may come).
+    const until = servableUntilMs(got?.expiresAtMs, {
+      now,
+      marginMs: this.#marginMs,
+      missingTtlMs: this.#missingTtlMs,
+      notAfterMs: bounds.notAfterMs,
+    })
+    const bound = links.servableUntilMs?.get(type) ?? Infinity
+    return this.#store(key, type, bounds.label, got?.entry, Math.min(until, bound), now)
+  }
+
+  /** Stores one answer; the frozen entry kept (undefined when nothing or "missing" was stored). */
   #store(
     key: string,
     type: ImageType,
-    flight: InFlight,
+    label: string,
     entry: LinkEntry | undefined,
     servableUntilMs: number,
     now: number,
-  ): void {
+  ): LinkEntry | undefined {
     const ttl = Math.floor(servableUntilMs - now)
     // Expires within the margin, after the credential, or has no usable expiry: never stored,
     // only handed to the loader's callers.
-    if (!(ttl > 0)) return
+    if (!(ttl > 0)) return undefined
     const frozen = entry && frozenCopy(entry)
     const stored: Stored = {
       entry: frozen,
       servableUntilMs,
-      label: flight.label,
+      label,
       bytes: entryHeapBytes(key, type, frozen),
     }
     // Delete first: with noUpdateTTL a replaced value would keep the old entry's TTL.
     this.#lru.delete(key)
     this.#lru.set(key, stored, { ttl })
     // Not stored if larger than maxBytes on its own.
-    if (this.#lru.peek(key) !== stored) return
-    let keys = this.#byLabel.get(flight.label)
+    if (this.#lru.peek(key) !== stored) return undefined
+    let keys = this.#byLabel.get(label)
     if (!keys) {
       keys = new Set()
-      this.#byLabel.set(flight.label, keys)
+      this.#byLabel.set(label, keys)
     }
     keys.add(key)
+    return frozen
   }
 
   /** A servable cached record, or undefined; records past their servable time count as misses. */
@@ -468,13 +497,4 @@ function inCallersOrder(
     else missing.push(type)
   }
   return { entries: ordered, missing, status }
-}
-
-/**
- * Copied once when stored and frozen, so that every hit can hand out the same object: no caller
- * can alter what the cache holds, and hits cost no copy.
- */
-function frozenCopy(entry: LinkEntry): LinkEntry {
-  const attempts = entry.attempts.map((a) => Object.freeze({ ...a }))
-  return Object.freeze({ ...entry, attempts: Object.freeze(attempts) as LinkEntry['attempts'] })
 }

@@ -17,7 +17,7 @@ import type { Caller } from '../domain/calls.js'
 import type { IncodeClient } from '../upstream/incode.js'
 import { inContext, markFailed, startSpan } from '../tracing/spans.js'
 import type { LinkStore } from '../fleet/linkStore.js'
-import { sharedLoader } from './sharedLinks.js'
+import { sharedLoader, type SharedLoader } from './sharedLinks.js'
 
 export interface LinkLookupDeps {
   incode: IncodeClient
@@ -88,7 +88,7 @@ function resolveTraced(
   cache: LinkCache,
   slot: CacheSlot,
   types: readonly ImageType[],
-  loader: () => LinkLoader,
+  loader: () => LinkLoader | SharedLoader,
 ): ResolvedLinks | Promise<ResolvedLinks> {
   const { span, context } = startSpan('links.cache_lookup')
   const ended = (found: ResolvedLinks): ResolvedLinks => {
@@ -102,10 +102,14 @@ function resolveTraced(
   const load = loader()
   return inContext(context, async () => {
     try {
-      const found = await cache.resolve(slot, types, (toLoad) => {
+      const traced: LinkLoader = (toLoad) => {
         if (span.isRecording()) span.setAttribute('gateway.cache.loaded_types', [...toLoad])
         return load(toLoad)
-      })
+      }
+      // Fleet mode reads Redis first and answers an L2 hit without the loader (sharedLinks.ts).
+      const found = await ('resolve' in load
+        ? load.resolve(cache, types, traced)
+        : cache.resolve(slot, types, traced))
       return ended(found)
     } catch (err) {
       if (span.isRecording()) markFailed(span, err)
@@ -122,7 +126,7 @@ const byTypeOrder = (a: ImageType, b: ImageType) => (typeOrder.get(a) ?? 0) - (t
  * The loader of a lookup that missed: one Incode call for what this replica's cache lacks (in
  * fleet mode looked up in Redis first, then coalesced fleet-wide), bounded by the deadline.
  */
-function incodeLoader(deps: LinkLookupDeps, lookup: LinkLookup, slot: CacheSlot): LinkLoader {
+function incodeLoader(deps: LinkLookupDeps, lookup: LinkLookup, slot: CacheSlot): LinkLoader | SharedLoader {
   const zeroPath = lookup.zeroPath === true
   const deadlineAt = Date.now() + deps.deadlineMs
   const fromIncode: LinkLoader = async (toLoad) => {

@@ -1,8 +1,8 @@
 import { randomBytes } from 'node:crypto'
-import type { CacheSlot, LinkLoader, LoadedLinks } from '../cache/linkCache.js'
+import type { CacheSlot, LinkCache, LinkLoader, LoadedLinks, ResolvedLinks } from '../cache/linkCache.js'
 import type { ImageType } from '../domain/imageTypes.js'
 import type { NormalisedLinks } from '../domain/links.js'
-import type { LinkStore, StoredLink, StoreSlot } from '../fleet/linkStore.js'
+import type { LinkStore, StoreRead, StoredLink, StoreSlot } from '../fleet/linkStore.js'
 import type { Metrics } from '../metrics.js'
 
 /** Claim-and-wait rounds before a replica stops waiting on others and asks Incode itself. */
@@ -15,8 +15,11 @@ class Gathered {
   readonly fromStore = new Set<ImageType>()
   readonly servableUntilMs = new Map<ImageType, number>()
 
-  addStored(found: ReadonlyMap<ImageType, StoredLink>, hit: boolean): void {
-    for (const [type, stored] of found) {
+  /** What Redis held of `types` (a read made for more types adds only these). */
+  addStored(found: ReadonlyMap<ImageType, StoredLink>, hit: boolean, types: readonly ImageType[]): void {
+    for (const type of types) {
+      const stored = found.get(type)
+      if (!stored) continue
       if (stored.entry && stored.expiresAtMs !== undefined) {
         this.entries.set(type, { entry: stored.entry, expiresAtMs: stored.expiresAtMs })
       } else this.missing.push(type)
@@ -41,6 +44,23 @@ class Gathered {
 }
 
 /**
+ * A lookup's loader in fleet mode, and its way of resolving what L1 lacks (`resolve`): Redis is
+ * read first, outside L1's loader and coalescing, and when it holds every type L1 lacks (an L2
+ * hit) the lookup is answered from that one MGET at once (LinkCache.resolveStored fills L1 in the
+ * same turn), with no loader, in-flight record or claim. Otherwise L1's `resolve` runs the loader,
+ * whose first Redis read is the one already made.
+ */
+export interface SharedLoader extends LinkLoader {
+  resolve(cache: LinkCache, types: readonly ImageType[], load: LinkLoader): Promise<ResolvedLinks>
+}
+
+/** A Redis read made ahead of the loader, for the types it asked (undefined read: unavailable). */
+interface FirstRead {
+  types: readonly ImageType[]
+  read: StoreRead | undefined
+}
+
+/**
  * Puts fleet mode's shared cache (Redis, L2) between a replica's LinkCache (L1) and Incode: what
  * L1 misses is read from Redis; what Redis lacks is locked by one replica, fetched from Incode
  * once and written to Redis for all, while the other replicas wait for it (bounded by the request
@@ -53,7 +73,7 @@ export function sharedLoader(
   deadlineAt: number,
   load: LinkLoader,
   metrics: Metrics,
-): LinkLoader {
+): SharedLoader {
   const storeSlot: StoreSlot = {
     scope: slot.scope,
     interviewId: slot.interviewId,
@@ -63,23 +83,31 @@ export function sharedLoader(
   const count = (result: string, n: number) => {
     if (n > 0) metrics.linkStoreLookups.inc({ result }, n)
   }
+  let first: FirstRead | undefined
 
-  return async (types) => {
+  /** The first read, when made ahead for (at least) these types; else a read now. */
+  const readFor = async (types: readonly ImageType[]): Promise<StoreRead | undefined> => {
+    const ahead = first
+    first = undefined
+    if (ahead && types.every((type) => ahead.types.includes(type))) return ahead.read
+    return store.read(storeSlot, types)
+  }
+
+  const loader = async (types: ImageType[]): Promise<LoadedLinks> => {
     // A dead credential is never cached (LinkCache bypasses too).
     if (!(storeSlot.notAfterMs > store.now())) return load(types)
-    const read = await store.read(storeSlot, types)
+    const read = await readFor(types)
     if (!read) {
       count('unavailable', types.length)
       return load(types)
     }
     const gathered = new Gathered()
-    gathered.addStored(read.found, true)
-    count('hit', read.found.size)
+    gathered.addStored(read.found, true, types)
     let pending = types.filter((type) => !read.found.has(type))
+    count('hit', types.length - pending.length)
     count('miss', pending.length)
     // All from Redis (an L2 hit): nothing to claim, load or wait for.
     if (pending.length === 0) return gathered.result()
-
     const token = randomBytes(12).toString('base64url')
     const loadAndShare = async (mine: ImageType[]): Promise<LoadedLinks> => {
       try {
@@ -115,7 +143,7 @@ export function sharedLoader(
         start(load(claim.others))
         break
       }
-      gathered.addStored(again.found, false)
+      gathered.addStored(again.found, false, claim.others)
       count('waited', again.found.size)
       pending = claim.others.filter((type) => !again.found.has(type))
     }
@@ -123,4 +151,30 @@ export function sharedLoader(
     for (const links of await Promise.all(own)) gathered.addLoaded(links)
     return gathered.result()
   }
+
+  const resolve = async (
+    cache: LinkCache,
+    types: readonly ImageType[],
+    traced: LinkLoader,
+  ): Promise<ResolvedLinks> => {
+    // Loading here already (L1 coalescing), or a dead credential: L1's own way.
+    if (cache.isLoading(slot, types) || !(storeSlot.notAfterMs > store.now()))
+      return cache.resolve(slot, types, traced)
+    const lacking = cache.peek(slot, types).misses
+    const epoch = cache.epoch
+    const read = await store.read(storeSlot, lacking)
+    if (read && lacking.every((type) => read.found.has(type))) {
+      const gathered = new Gathered()
+      gathered.addStored(read.found, true, lacking)
+      const answered = cache.resolveStored(slot, types, gathered.result(), epoch)
+      if (answered) {
+        count('hit', lacking.length)
+        return answered
+      }
+    }
+    first = { types: lacking, read }
+    return cache.resolve(slot, types, traced)
+  }
+
+  return Object.assign(loader, { resolve })
 }
