@@ -1,4 +1,13 @@
-import { createCipheriv, createDecipheriv, createHash, createHmac, hkdfSync, randomBytes } from 'node:crypto'
+import {
+  createCipheriv,
+  createDecipheriv,
+  createHash,
+  createHmac,
+  createSecretKey,
+  hkdfSync,
+  randomBytes,
+  type KeyObject,
+} from 'node:crypto'
 
 const VERSION = 1
 const IV_BYTES = 12
@@ -10,7 +19,8 @@ const SET_NAME_BYTES = 24
 
 interface Keys {
   id: Buffer
-  value: Buffer
+  /** Imported once: a cipher made from a KeyObject skips importing raw key bytes each time. */
+  value: KeyObject
   name: Buffer
 }
 
@@ -18,7 +28,7 @@ function derive(secret: string): Keys {
   const value = Buffer.from(hkdfSync('sha256', secret, 'incode-image-gateway', 'fleet value key v1', 32))
   const name = Buffer.from(hkdfSync('sha256', secret, 'incode-image-gateway', 'fleet name key v1', 32))
   const id = createHash('sha256').update(value).digest().subarray(0, KEY_ID_BYTES)
-  return { id, value, name }
+  return { id, value: createSecretKey(value), name }
 }
 
 /**
@@ -79,7 +89,10 @@ export class FleetSeal {
     try {
       const decipher = createDecipheriv('aes-256-gcm', keys.value, iv)
       decipher.setAuthTag(tag)
-      return Buffer.concat([decipher.update(sealed.subarray(HEADER_BYTES)), decipher.final()])
+      const body = decipher.update(sealed.subarray(HEADER_BYTES))
+      // GCM is a stream mode: final() checks the tag and adds no bytes, so no concatenated copy.
+      const tail = decipher.final()
+      return tail.length === 0 ? body : Buffer.concat([body, tail])
     } catch {
       return undefined
     }
