@@ -1,6 +1,8 @@
-/** What a LinkCache entry costs the heap, until when it may be served, and its frozen copy. */
 import type { ImageType } from '../domain/imageTypes.js'
 import { prepareEntryTexts, type LinkEntry } from '../domain/links.js'
+
+// LinkCache's parts (src/cache/linkCache.ts): what an entry costs the heap, until when it may be
+// served, its key, its frozen copy, and the answer in the caller's order.
 
 /**
  * Heap overhead beyond the strings, in bytes, measured on Node 20 (x64) by filling a cache and
@@ -59,6 +61,56 @@ export function servableUntilMs(
  * can alter what the cache holds, and hits cost no copy.
  */
 export function frozenCopy(entry: LinkEntry): LinkEntry {
+  // Already frozen through (resolveStored's entries): nobody can alter it, so it is kept as it is.
+  if (Object.isFrozen(entry) && Object.isFrozen(entry.attempts)) return entry
   const attempts = entry.attempts.map((a) => Object.freeze({ ...a }))
   return Object.freeze({ ...entry, attempts: Object.freeze(attempts) as LinkEntry['attempts'] })
+}
+
+/** Freezes an entry, its attempts and each attempt, in place (see LinkCache.resolveStored). */
+export function deepFreeze(entry: LinkEntry): LinkEntry {
+  for (const attempt of entry.attempts) Object.freeze(attempt)
+  Object.freeze(entry.attempts)
+  return Object.freeze(entry)
+}
+
+/** The key of a (scope, interview, type) entry. */
+export function keyOf(scope: string, interviewId: string, type: ImageType): string {
+  // The parts are joined by a NUL, which none of them can hold (scopes are 'admin' or a hex hash,
+  // interview IDs are checked by the routes' schemas, types come from the fixed list); a part
+  // that did hold one is JSON-encoded instead, so keys stay unambiguous.
+  if (scope.includes('\0') || interviewId.includes('\0')) return JSON.stringify([scope, interviewId, type])
+  return `${scope}\0${interviewId}\0${type}`
+}
+
+export function assertPositiveInteger(name: string, value: number): void {
+  if (!Number.isSafeInteger(value) || value <= 0) {
+    throw new RangeError(`LinkCache: ${name} must be a positive integer, got ${String(value)}`)
+  }
+}
+
+/** HIT: every requested type came from the cache; MISS: none did; PARTIAL: some did. */
+export type CacheStatus = 'HIT' | 'MISS' | 'PARTIAL'
+
+export interface ResolvedLinks {
+  entries: Map<ImageType, LinkEntry>
+  /** Types with no link: reported so by the loader now, or cached as such. */
+  missing: ImageType[]
+  status: CacheStatus
+}
+
+/** The answer in the caller's order, whichever source each type came from; the rest missing. */
+export function inCallersOrder(
+  wanted: readonly ImageType[],
+  entries: Map<ImageType, LinkEntry>,
+  status: CacheStatus,
+): ResolvedLinks {
+  const ordered = new Map<ImageType, LinkEntry>()
+  const missing: ImageType[] = []
+  for (const type of wanted) {
+    const entry = entries.get(type)
+    if (entry) ordered.set(type, entry)
+    else missing.push(type)
+  }
+  return { entries: ordered, missing, status }
 }

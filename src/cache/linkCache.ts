@@ -2,12 +2,19 @@ import { LRUCache } from 'lru-cache'
 import { sha256Hex } from '../auth/apiKeys.js'
 import type { ImageType } from '../domain/imageTypes.js'
 import type { LinkEntry, NormalisedLinks } from '../domain/links.js'
-import { entryHeapBytes, frozenCopy, servableUntilMs } from './entries.js'
+import {
+  assertPositiveInteger,
+  deepFreeze,
+  entryHeapBytes,
+  frozenCopy,
+  inCallersOrder,
+  keyOf,
+  servableUntilMs,
+  type CacheStatus,
+  type ResolvedLinks,
+} from './entries.js'
 
-export { entryHeapBytes, servableUntilMs }
-
-/** HIT: every requested type came from the cache; MISS: none did; PARTIAL: some did. */
-export type CacheStatus = 'HIT' | 'MISS' | 'PARTIAL'
+export { entryHeapBytes, servableUntilMs, type CacheStatus, type ResolvedLinks }
 
 /** Where one lookup's entries are kept, who may read them, and what limits and labels them. */
 export interface CacheSlot {
@@ -56,13 +63,6 @@ export interface LinkCacheStats {
   evictions: number
 }
 
-export interface ResolvedLinks {
-  entries: Map<ImageType, LinkEntry>
-  /** Types with no link: reported so by the loader now, or cached as such. */
-  missing: ImageType[]
-  status: CacheStatus
-}
-
 /** What a loader answers: Incode's links, or some of them from a shared store (fleet mode's L2). */
 export interface LoadedLinks extends NormalisedLinks {
   /** Types answered from a shared cache rather than Incode: they count as hits for X-Cache. */
@@ -99,21 +99,7 @@ export function scopeForToken(token: string): string {
   return 'tok:' + sha256Hex(token)
 }
 
-function keyOf(scope: string, interviewId: string, type: ImageType): string {
-  // The parts are joined by a NUL, which none of them can hold (scopes are 'admin' or a hex hash,
-  // interview IDs are checked by the routes' schemas, types come from the fixed list); a part
-  // that did hold one is JSON-encoded instead, so keys stay unambiguous.
-  if (scope.includes('\0') || interviewId.includes('\0')) return JSON.stringify([scope, interviewId, type])
-  return `${scope}\0${interviewId}\0${type}`
-}
-
 const DEFAULT_MISSING_TTL_MS = 60_000
-
-function assertPositiveInteger(name: string, value: number): void {
-  if (!Number.isSafeInteger(value) || value <= 0) {
-    throw new RangeError(`LinkCache: ${name} must be a positive integer, got ${String(value)}`)
-  }
-}
 
 /**
  * Caches Incode's temporary image links per (scope, interview, image type) and coalesces
@@ -136,6 +122,10 @@ export class LinkCache {
   #evictions = 0
   /** Bumped by invalidate() and clear(): what was read elsewhere before then must not be stored. */
   #epoch = 0
+  /** resolveStored's entries, stored after the answer: at the next turn, or first thing on the next call. */
+  #deferred: { key: string; type: ImageType; label: string; entry: LinkEntry | undefined; until: number }[] =
+    []
+  #flushing: NodeJS.Immediate | undefined
 
   constructor(options: LinkCacheOptions) {
     assertPositiveInteger('maxEntries', options.maxEntries)
@@ -173,6 +163,7 @@ export class LinkCache {
   }
 
   async resolve(slot: CacheSlot, types: readonly ImageType[], load: LinkLoader): Promise<ResolvedLinks> {
+    if (this.#deferred.length > 0) this.#flush()
     const wanted = [...new Set(types)]
     const now = this.#now()
     const notAfterMs = slot.notAfterMs ?? Infinity
@@ -228,6 +219,7 @@ export class LinkCache {
    * cached links request). Undefined, and nothing counted, when any type is not: `resolve` then.
    */
   resolveCached(slot: CacheSlot, types: readonly ImageType[]): ResolvedLinks | undefined {
+    if (this.#deferred.length > 0) this.#flush()
     const now = this.#now()
     if (!((slot.notAfterMs ?? Infinity) > now)) return undefined
     const wanted = [...new Set(types)]
@@ -258,11 +250,13 @@ export class LinkCache {
 
   /**
    * The lookup when everything this cache lacks was found in a shared cache (fleet mode's L2
-   * hit): `loaded` answers every type not servable here, each is stored as a load's answer would
-   * be, and the lookup is answered at once (HIT), with no loader, in-flight record or promise.
-   * `epoch` is this cache's epoch from before the shared cache was read: if an invalidation came
-   * since, the answer is still given but nothing is stored (as a load made stale). Undefined, and
-   * nothing counted or stored, when a type is neither here nor in `loaded`: `resolve` then.
+   * hit): `loaded` answers every type not servable here, and the lookup is answered at once
+   * (HIT), with no loader, in-flight record or promise. Its entries are frozen in place and kept
+   * as they are, not copied (pass entries nobody else holds, as LinkStore.read parses them); they
+   * are stored here after the answer is sent (the next turn, or sooner if this cache is used
+   * first) under the expiry rule of a load's answer. `epoch` is this cache's epoch from before
+   * the shared cache was read: if an invalidation came since, nothing is stored (as a load made
+   * stale). Undefined, nothing counted or stored, when a type is neither here nor in `loaded`.
    */
   resolveStored(
     slot: CacheSlot,
@@ -270,6 +264,7 @@ export class LinkCache {
     loaded: LoadedLinks,
     epoch: number,
   ): ResolvedLinks | undefined {
+    if (this.#deferred.length > 0) this.#flush()
     const now = this.#now()
     const notAfterMs = slot.notAfterMs ?? Infinity
     if (!(notAfterMs > now)) return undefined
@@ -280,8 +275,8 @@ export class LinkCache {
       if (!found && !loaded.entries.has(type) && !loaded.missing.includes(type)) return undefined
       cached.push(found)
     }
-    const bounds = { label: slot.label ?? slot.interviewId, notAfterMs }
-    const fresh = epoch === this.#epoch
+    const rule = { now, marginMs: this.#marginMs, missingTtlMs: this.#missingTtlMs, notAfterMs }
+    const label = slot.label ?? slot.interviewId
     const entries = new Map<ImageType, LinkEntry>()
     const missing: ImageType[] = []
     let stored = 0
@@ -290,18 +285,32 @@ export class LinkCache {
       let entry = here?.entry
       if (!here) {
         stored++
+        const got = loaded.entries.get(type)
+        entry = got && deepFreeze(got.entry)
+        const until = Math.min(
+          servableUntilMs(got?.expiresAtMs, rule),
+          loaded.servableUntilMs?.get(type) ?? Infinity,
+        )
         const key = keyOf(slot.scope, slot.interviewId, type)
-        // Handed out as later hits will be: the frozen copy the cache keeps.
-        entry =
-          (fresh ? this.#storeLoaded(key, type, bounds, loaded, now) : undefined) ??
-          loaded.entries.get(type)?.entry
+        if (epoch === this.#epoch) this.#deferred.push({ key, type, label, entry, until })
       }
       if (entry) entries.set(type, entry)
       else missing.push(type)
     })
+    if (this.#deferred.length > 0) this.#flushing ??= setImmediate(() => this.#flush())
     this.#hits += wanted.length - stored
     this.#misses += stored
     return { entries, missing, status: 'HIT' }
+  }
+
+  /** Stores resolveStored's entries (unless invalidate or clear came since: they were dropped). */
+  #flush(): void {
+    if (this.#flushing) clearImmediate(this.#flushing)
+    this.#flushing = undefined
+    const now = this.#now()
+    for (const { key, type, label, entry, until } of this.#deferred.splice(0)) {
+      this.#store(key, type, label, entry, until, now)
+    }
   }
 
   /**
@@ -312,6 +321,7 @@ export class LinkCache {
     slot: CacheSlot,
     types: readonly ImageType[],
   ): { entries: Map<ImageType, LinkEntry>; missing: ImageType[]; misses: ImageType[] } {
+    if (this.#deferred.length > 0) this.#flush()
     const entries = new Map<ImageType, LinkEntry>()
     const missing: ImageType[] = []
     const misses: ImageType[] = []
@@ -331,6 +341,7 @@ export class LinkCache {
    * answers alike); loads already in flight for it will not be stored.
    */
   invalidate(interviewId: string): number {
+    if (this.#deferred.length > 0) this.#flush()
     this.#epoch++
     for (const [key, flight] of this.#inFlight) {
       if (flight.label !== interviewId) continue
@@ -347,6 +358,7 @@ export class LinkCache {
   }
 
   stats(): LinkCacheStats {
+    if (this.#deferred.length > 0) this.#flush()
     // No autopurge timers, so expired entries linger until read or evicted: drop them for honest numbers.
     this.#lru.purgeStale()
     return {
@@ -362,6 +374,7 @@ export class LinkCache {
   /** Empties the cache; loads in flight will not be stored. Counters are kept. */
   clear(): void {
     this.#epoch++
+    this.#deferred = []
     for (const flight of this.#inFlight.values()) flight.stale = true
     this.#inFlight.clear()
     this.#lru.clear()
@@ -481,20 +494,4 @@ export class LinkCache {
     keys.delete(key)
     if (keys.size === 0) this.#byLabel.delete(label)
   }
-}
-
-/** The answer in the caller's order, whichever source each type came from; the rest missing. */
-function inCallersOrder(
-  wanted: readonly ImageType[],
-  entries: Map<ImageType, LinkEntry>,
-  status: CacheStatus,
-): ResolvedLinks {
-  const ordered = new Map<ImageType, LinkEntry>()
-  const missing: ImageType[] = []
-  for (const type of wanted) {
-    const entry = entries.get(type)
-    if (entry) ordered.set(type, entry)
-    else missing.push(type)
-  }
-  return { entries: ordered, missing, status }
 }

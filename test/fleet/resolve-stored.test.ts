@@ -118,3 +118,18 @@ void t.test('isLoading tells whether a load in flight fetches one of the types',
   await loading
   t.notOk(cache.isLoading(slot, ['selfie']), 'no longer once loaded')
 })
+
+void t.test(
+  'an invalidation right after the answer, before L1 stored it: dropped all the same',
+  async (t) => {
+    const clock = new FakeClock()
+    const cache = makeCache(clock)
+    const slot = at('admin', 'iv-1')
+    const found = cache.resolveStored(slot, ['selfie'], fromStore(clock, ['selfie']), cache.epoch)
+    t.equal(found?.status, 'HIT', 'answered')
+    cache.invalidate('iv-1')
+    t.same(cache.peek(slot, ['selfie']).misses, ['selfie'], 'a miss after the invalidation')
+    await new Promise<void>((resolve) => setImmediate(resolve))
+    t.same(cache.peek(slot, ['selfie']).misses, ['selfie'], 'and still one a turn later')
+  },
+)
