@@ -159,8 +159,7 @@ const L1_ROUNDS = { rounds: 5, durationSec: 5 }
 
 /** L1 hits with and without REDIS_URL: one replica each, wrk as in links warm, alternating. */
 async function l1Throughput(ctx: Ctx, sim: Simulator) {
-  const p =
-    ctx.profile.name === 'quick' ? ctx.profile.linksWarm : { ...ctx.profile.linksWarm, ...L1_ROUNDS }
+  const p = ctx.profile.name === 'quick' ? ctx.profile.linksWarm : { ...ctx.profile.linksWarm, ...L1_ROUNDS }
   const env = fleetEnv(sim)
   const withRedis = await startFleet({ replicas: 1, simulator: sim, env, loadBalancer: false })
   const without = await startFleet({ replicas: 1, simulator: sim, env, loadBalancer: false, redis: false })
