@@ -1852,9 +1852,7 @@ export interface operations {
                     "Cache-Control"?: "no-store, private";
                     [name: string]: unknown;
                 };
-                content: {
-                    "application/json": unknown;
-                };
+                content?: never;
             };
             /** @description The request is invalid (validation, a body that is not JSON): the detail says what to change. */
             400: {
@@ -2080,9 +2078,7 @@ export interface operations {
                     "Cache-Control"?: "no-store, private";
                     [name: string]: unknown;
                 };
-                content: {
-                    "application/json": unknown;
-                };
+                content?: never;
             };
             /** @description The request is invalid (validation, a body that is not JSON): the detail says what to change. */
             400: {

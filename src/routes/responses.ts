@@ -90,9 +90,18 @@ export function imageBytesAnswer(description: string): Documented {
   })
 }
 
-/** 304 Not Modified to a conditional request: no body. */
-export function notModifiedAnswer(description: string): Pick<Documented, 'description' | 'headers'> {
-  return { description, headers: { ...REQUEST_ID, ETag: str('The current entity tag.'), ...CACHE_CONTROL } }
+/**
+ * 304 Not Modified to a conditional request: no body. `type: 'null'` is how @fastify/swagger
+ * documents a response without content (a schema of headers alone became an application/json body).
+ */
+export function notModifiedAnswer(
+  description: string,
+): Pick<Documented, 'description' | 'headers'> & { type: 'null' } {
+  return {
+    type: 'null',
+    description,
+    headers: { ...REQUEST_ID, ETag: str('The current entity tag.'), ...CACHE_CONTROL },
+  }
 }
 
 /** A links success: also says whether the cache answered. */

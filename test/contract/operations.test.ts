@@ -146,3 +146,27 @@ t.test('rate limited: 429 answers are documented on every limited operation', as
     checker.check(t, operation, again, 'over the rate limit')
   }
 })
+
+t.test('a conditional request: 304 with no body, as documented', async (t) => {
+  const harness = await build(t)
+  const { document, operations } = await documentOf(harness)
+  const checker = new ContractChecker(document)
+  const conditional = operations.filter((operation) =>
+    (operation.doc.parameters ?? []).some((parameter) => parameter.name.toLowerCase() === 'if-none-match'),
+  )
+  t.ok(conditional.length >= 2, `operations taking If-None-Match found (${conditional.length})`)
+  for (const operation of conditional) {
+    const valid = validRequest(document, operation, credentials(harness.simulator))
+    if (typeof valid === 'string') {
+      t.fail(`${operation.id}: ${valid}`)
+      continue
+    }
+    const { 'if-none-match': _example, ...headers } = valid.headers
+    const first = await send(harness.app, { ...valid, headers })
+    t.equal(first.status, 200, `${operation.id}: 200 first`)
+    const etag = String(first.headers.etag)
+    const again = await send(harness.app, { ...valid, headers: { ...headers, 'if-none-match': etag } })
+    t.equal(again.status, 304, `${operation.id}: If-None-Match with its ETag, 304`)
+    checker.check(t, operation, again, 'If-None-Match with the current ETag')
+  }
+})
