@@ -1268,7 +1268,7 @@ export interface operations {
             path: {
                 /**
                  * @description Incode interview (session) ID.
-                 * @example 662f1a3b9c4e5d6f7a8b9c02
+                 * @example 662f1a3b9c4e5d6f7a8b9c03
                  */
                 interviewId: string;
             };
@@ -1279,9 +1279,9 @@ export interface operations {
                 /**
                  * @example {
                  *       "images": [
-                 *         "selfie",
                  *         "fullFrameFrontID",
-                 *         "croppedFace"
+                 *         "fullFrameBackID",
+                 *         "croppedSecondIDFace"
                  *       ]
                  *     }
                  */
@@ -3259,9 +3259,9 @@ export interface operations {
                 /**
                  * @example {
                  *       "images": [
-                 *         "selfie",
                  *         "fullFrameFrontID",
-                 *         "croppedFace"
+                 *         "fullFrameBackID",
+                 *         "croppedSecondIDFace"
                  *       ]
                  *     }
                  */
@@ -4264,9 +4264,9 @@ export interface operations {
                 /**
                  * @example {
                  *       "images": [
-                 *         "selfie",
                  *         "fullFrameFrontID",
-                 *         "croppedFace"
+                 *         "fullFrameBackID",
+                 *         "croppedSecondIDFace"
                  *       ]
                  *     }
                  */

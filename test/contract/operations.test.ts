@@ -5,9 +5,9 @@
  * body must be what the document lists. The operations come from the document, so a route added
  * later is called too, or fails here if the document does not say enough to call it.
  */
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { build, type Harness } from '../helpers/build.js'
-import { ContractChecker, operationsOf, type Document, type Operation } from './document.js'
+import { ContractChecker, operationsOf, type Answer, type Document, type Operation } from './document.js'
 import { credentials, invalidCases, send, validRequest, type Request } from './requests.js'
 
 /**
@@ -31,6 +31,27 @@ for (const id of [
   'incodeGetConcatenatedImagesZero',
 ]) {
   STATED[id] = [{ name: 'no body (documented as optional)', change: noBody, status: 200 }]
+}
+
+/**
+ * What a /v1 example must show a person pressing Execute in Swagger UI: some image, and a link
+ * for every type a links example asks for (a 200 with everything missing works, but shows nothing).
+ */
+function exampleShows(t: Test, operation: Operation, request: Request, answer: Answer): void {
+  if (!operation.path.startsWith('/v1/') || answer.status !== 200) return
+  if (!String(answer.headers['content-type']).startsWith('application/json')) return
+  const body = JSON.parse(answer.body) as { images?: Record<string, { url?: unknown } | string> }
+  if (body.images === undefined) return
+  const asked = (JSON.parse(request.payload ?? '{}') as { images?: string[] }).images ?? []
+  if (/Links$/.test(operation.id)) {
+    t.same(
+      asked.filter((type) => typeof (body.images?.[type] as { url?: unknown } | undefined)?.url !== 'string'),
+      [],
+      `${operation.id}: the example's every type has a link`,
+    )
+  } else {
+    t.ok(Object.keys(body.images).length > 0, `${operation.id}: the example serves images`)
+  }
 }
 
 async function documentOf(harness: Harness): Promise<{ document: Document; operations: Operation[] }> {
@@ -63,6 +84,7 @@ t.test('every operation: its example works, refusals are the documented ones', a
       `${operation.id}: the documented example succeeds (${answer.status})`,
     )
     checker.check(t, operation, answer, 'the documented example')
+    exampleShows(t, operation, valid, answer)
 
     const cases = invalidCases(document, operation, valid, {
       bodyLimitBytes: harness.config.BODY_LIMIT_BYTES,
