@@ -683,6 +683,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:INTERNAL",
+                     *       "title": "Internal Server Error",
+                     *       "status": 500,
+                     *       "code": "INTERNAL",
+                     *       "detail": "Internal error"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -848,6 +857,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:SCOPE_MISSING",
+                     *       "title": "Forbidden",
+                     *       "status": 403,
+                     *       "code": "SCOPE_MISSING",
+                     *       "detail": "The API key lacks the images:read scope"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -891,6 +909,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:BODY_TOO_LARGE",
+                     *       "title": "Payload Too Large",
+                     *       "status": 413,
+                     *       "code": "BODY_TOO_LARGE",
+                     *       "detail": "The body is larger than the 65536 bytes allowed (BODY_LIMIT_BYTES)"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -908,6 +935,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:UNSUPPORTED_MEDIA_TYPE",
+                     *       "title": "Unsupported Media Type",
+                     *       "status": 415,
+                     *       "code": "UNSUPPORTED_MEDIA_TYPE",
+                     *       "detail": "Bodies must be application/json, not text/plain"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -953,6 +989,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:UPSTREAM_500",
+                     *       "title": "Bad Gateway",
+                     *       "status": 502,
+                     *       "code": "UPSTREAM_500",
+                     *       "detail": "Incode answered 500 on images"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -972,6 +1017,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:OVERLOADED",
+                     *       "title": "Service Unavailable",
+                     *       "status": 503,
+                     *       "code": "OVERLOADED",
+                     *       "detail": "The service is overloaded, retry later"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -989,6 +1043,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:UPSTREAM_TIMEOUT",
+                     *       "title": "Gateway Timeout",
+                     *       "status": 504,
+                     *       "code": "UPSTREAM_TIMEOUT",
+                     *       "detail": "Incode did not answer in time (UND_ERR_HEADERS_TIMEOUT)"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -1115,6 +1178,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:SCOPE_MISSING",
+                     *       "title": "Forbidden",
+                     *       "status": 403,
+                     *       "code": "SCOPE_MISSING",
+                     *       "detail": "The API key lacks the images:read scope"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -1158,6 +1230,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:BODY_TOO_LARGE",
+                     *       "title": "Payload Too Large",
+                     *       "status": 413,
+                     *       "code": "BODY_TOO_LARGE",
+                     *       "detail": "The body is larger than the 65536 bytes allowed (BODY_LIMIT_BYTES)"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -1175,6 +1256,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:UNSUPPORTED_MEDIA_TYPE",
+                     *       "title": "Unsupported Media Type",
+                     *       "status": 415,
+                     *       "code": "UNSUPPORTED_MEDIA_TYPE",
+                     *       "detail": "Bodies must be application/json, not text/plain"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -1220,6 +1310,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:UPSTREAM_500",
+                     *       "title": "Bad Gateway",
+                     *       "status": 502,
+                     *       "code": "UPSTREAM_500",
+                     *       "detail": "Incode answered 500 on images"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -1239,6 +1338,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:OVERLOADED",
+                     *       "title": "Service Unavailable",
+                     *       "status": 503,
+                     *       "code": "OVERLOADED",
+                     *       "detail": "The service is overloaded, retry later"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -1256,6 +1364,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:UPSTREAM_TIMEOUT",
+                     *       "title": "Gateway Timeout",
+                     *       "status": 504,
+                     *       "code": "UPSTREAM_TIMEOUT",
+                     *       "detail": "Incode did not answer in time (UND_ERR_HEADERS_TIMEOUT)"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -1388,6 +1505,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:SCOPE_MISSING",
+                     *       "title": "Forbidden",
+                     *       "status": 403,
+                     *       "code": "SCOPE_MISSING",
+                     *       "detail": "The API key lacks the images:read scope"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -1431,6 +1557,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:BODY_TOO_LARGE",
+                     *       "title": "Payload Too Large",
+                     *       "status": 413,
+                     *       "code": "BODY_TOO_LARGE",
+                     *       "detail": "The body is larger than the 65536 bytes allowed (BODY_LIMIT_BYTES)"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -1448,6 +1583,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:UNSUPPORTED_MEDIA_TYPE",
+                     *       "title": "Unsupported Media Type",
+                     *       "status": 415,
+                     *       "code": "UNSUPPORTED_MEDIA_TYPE",
+                     *       "detail": "Bodies must be application/json, not text/plain"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -1493,6 +1637,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:UPSTREAM_500",
+                     *       "title": "Bad Gateway",
+                     *       "status": 502,
+                     *       "code": "UPSTREAM_500",
+                     *       "detail": "Incode answered 500 on images"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -1512,6 +1665,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:OVERLOADED",
+                     *       "title": "Service Unavailable",
+                     *       "status": 503,
+                     *       "code": "OVERLOADED",
+                     *       "detail": "The service is overloaded, retry later"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -1529,6 +1691,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:UPSTREAM_TIMEOUT",
+                     *       "title": "Gateway Timeout",
+                     *       "status": 504,
+                     *       "code": "UPSTREAM_TIMEOUT",
+                     *       "detail": "Incode did not answer in time (UND_ERR_HEADERS_TIMEOUT)"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -1655,6 +1826,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:SCOPE_MISSING",
+                     *       "title": "Forbidden",
+                     *       "status": 403,
+                     *       "code": "SCOPE_MISSING",
+                     *       "detail": "The API key lacks the images:read scope"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -1698,6 +1878,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:BODY_TOO_LARGE",
+                     *       "title": "Payload Too Large",
+                     *       "status": 413,
+                     *       "code": "BODY_TOO_LARGE",
+                     *       "detail": "The body is larger than the 65536 bytes allowed (BODY_LIMIT_BYTES)"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -1715,6 +1904,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:UNSUPPORTED_MEDIA_TYPE",
+                     *       "title": "Unsupported Media Type",
+                     *       "status": 415,
+                     *       "code": "UNSUPPORTED_MEDIA_TYPE",
+                     *       "detail": "Bodies must be application/json, not text/plain"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -1760,6 +1958,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:UPSTREAM_500",
+                     *       "title": "Bad Gateway",
+                     *       "status": 502,
+                     *       "code": "UPSTREAM_500",
+                     *       "detail": "Incode answered 500 on images"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -1779,6 +1986,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:OVERLOADED",
+                     *       "title": "Service Unavailable",
+                     *       "status": 503,
+                     *       "code": "OVERLOADED",
+                     *       "detail": "The service is overloaded, retry later"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -1796,6 +2012,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:UPSTREAM_TIMEOUT",
+                     *       "title": "Gateway Timeout",
+                     *       "status": 504,
+                     *       "code": "UPSTREAM_TIMEOUT",
+                     *       "detail": "Incode did not answer in time (UND_ERR_HEADERS_TIMEOUT)"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -1920,6 +2145,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:SCOPE_MISSING",
+                     *       "title": "Forbidden",
+                     *       "status": 403,
+                     *       "code": "SCOPE_MISSING",
+                     *       "detail": "The API key lacks the images:read scope"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -1991,6 +2225,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:UPSTREAM_500",
+                     *       "title": "Bad Gateway",
+                     *       "status": 502,
+                     *       "code": "UPSTREAM_500",
+                     *       "detail": "Incode answered 500 on images"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -2010,6 +2253,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:OVERLOADED",
+                     *       "title": "Service Unavailable",
+                     *       "status": 503,
+                     *       "code": "OVERLOADED",
+                     *       "detail": "The service is overloaded, retry later"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -2027,6 +2279,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:UPSTREAM_TIMEOUT",
+                     *       "title": "Gateway Timeout",
+                     *       "status": 504,
+                     *       "code": "UPSTREAM_TIMEOUT",
+                     *       "detail": "Incode did not answer in time (UND_ERR_HEADERS_TIMEOUT)"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -2146,6 +2407,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:SCOPE_MISSING",
+                     *       "title": "Forbidden",
+                     *       "status": 403,
+                     *       "code": "SCOPE_MISSING",
+                     *       "detail": "The API key lacks the images:read scope"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -2217,6 +2487,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:UPSTREAM_500",
+                     *       "title": "Bad Gateway",
+                     *       "status": 502,
+                     *       "code": "UPSTREAM_500",
+                     *       "detail": "Incode answered 500 on images"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -2236,6 +2515,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:OVERLOADED",
+                     *       "title": "Service Unavailable",
+                     *       "status": 503,
+                     *       "code": "OVERLOADED",
+                     *       "detail": "The service is overloaded, retry later"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -2253,6 +2541,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:UPSTREAM_TIMEOUT",
+                     *       "title": "Gateway Timeout",
+                     *       "status": 504,
+                     *       "code": "UPSTREAM_TIMEOUT",
+                     *       "detail": "Incode did not answer in time (UND_ERR_HEADERS_TIMEOUT)"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -2393,6 +2690,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:SCOPE_MISSING",
+                     *       "title": "Forbidden",
+                     *       "status": 403,
+                     *       "code": "SCOPE_MISSING",
+                     *       "detail": "The API key lacks the images:read scope"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -2436,6 +2742,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:BODY_TOO_LARGE",
+                     *       "title": "Payload Too Large",
+                     *       "status": 413,
+                     *       "code": "BODY_TOO_LARGE",
+                     *       "detail": "The body is larger than the 65536 bytes allowed (BODY_LIMIT_BYTES)"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -2453,6 +2768,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:UNSUPPORTED_MEDIA_TYPE",
+                     *       "title": "Unsupported Media Type",
+                     *       "status": 415,
+                     *       "code": "UNSUPPORTED_MEDIA_TYPE",
+                     *       "detail": "Bodies must be application/json, not text/plain"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -2498,6 +2822,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:UPSTREAM_500",
+                     *       "title": "Bad Gateway",
+                     *       "status": 502,
+                     *       "code": "UPSTREAM_500",
+                     *       "detail": "Incode answered 500 on images"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -2517,6 +2850,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:OVERLOADED",
+                     *       "title": "Service Unavailable",
+                     *       "status": 503,
+                     *       "code": "OVERLOADED",
+                     *       "detail": "The service is overloaded, retry later"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -2534,6 +2876,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:UPSTREAM_TIMEOUT",
+                     *       "title": "Gateway Timeout",
+                     *       "status": 504,
+                     *       "code": "UPSTREAM_TIMEOUT",
+                     *       "detail": "Incode did not answer in time (UND_ERR_HEADERS_TIMEOUT)"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -2645,6 +2996,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:SCOPE_MISSING",
+                     *       "title": "Forbidden",
+                     *       "status": 403,
+                     *       "code": "SCOPE_MISSING",
+                     *       "detail": "The API key lacks the images:read scope"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -2662,6 +3022,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:BODY_TOO_LARGE",
+                     *       "title": "Payload Too Large",
+                     *       "status": 413,
+                     *       "code": "BODY_TOO_LARGE",
+                     *       "detail": "The body is larger than the 65536 bytes allowed (BODY_LIMIT_BYTES)"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -2679,6 +3048,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:UNSUPPORTED_MEDIA_TYPE",
+                     *       "title": "Unsupported Media Type",
+                     *       "status": 415,
+                     *       "code": "UNSUPPORTED_MEDIA_TYPE",
+                     *       "detail": "Bodies must be application/json, not text/plain"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -2841,6 +3219,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:SCOPE_MISSING",
+                     *       "title": "Forbidden",
+                     *       "status": 403,
+                     *       "code": "SCOPE_MISSING",
+                     *       "detail": "The API key lacks the images:read scope"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -2884,6 +3271,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:BODY_TOO_LARGE",
+                     *       "title": "Payload Too Large",
+                     *       "status": 413,
+                     *       "code": "BODY_TOO_LARGE",
+                     *       "detail": "The body is larger than the 65536 bytes allowed (BODY_LIMIT_BYTES)"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -2901,6 +3297,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:UNSUPPORTED_MEDIA_TYPE",
+                     *       "title": "Unsupported Media Type",
+                     *       "status": 415,
+                     *       "code": "UNSUPPORTED_MEDIA_TYPE",
+                     *       "detail": "Bodies must be application/json, not text/plain"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -2946,6 +3351,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:UPSTREAM_500",
+                     *       "title": "Bad Gateway",
+                     *       "status": 502,
+                     *       "code": "UPSTREAM_500",
+                     *       "detail": "Incode answered 500 on images"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -2965,6 +3379,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:OVERLOADED",
+                     *       "title": "Service Unavailable",
+                     *       "status": 503,
+                     *       "code": "OVERLOADED",
+                     *       "detail": "The service is overloaded, retry later"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -2982,6 +3405,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:UPSTREAM_TIMEOUT",
+                     *       "title": "Gateway Timeout",
+                     *       "status": 504,
+                     *       "code": "UPSTREAM_TIMEOUT",
+                     *       "detail": "Incode did not answer in time (UND_ERR_HEADERS_TIMEOUT)"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -3060,6 +3492,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "timestamp": 1713571344335,
+                     *       "status": 400,
+                     *       "error": "Bad Request",
+                     *       "message": "body/images/0 must be one of: selfie, croppedFace, …",
+                     *       "path": "/omni/get/images"
+                     *     }
+                     */
                     "application/json": components["schemas"]["IncodeError"];
                 };
             };
@@ -3077,6 +3518,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "timestamp": 1713571344335,
+                     *       "status": 401,
+                     *       "error": "Unauthorized",
+                     *       "message": "Invalid token",
+                     *       "path": "/omni/get/images"
+                     *     }
+                     */
                     "application/json": components["schemas"]["IncodeError"];
                 };
             };
@@ -3094,6 +3544,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "timestamp": 1713571344335,
+                     *       "status": 403,
+                     *       "error": "Forbidden",
+                     *       "message": "The API key lacks the images:read scope",
+                     *       "path": "/omni/get/images"
+                     *     }
+                     */
                     "application/json": components["schemas"]["IncodeError"];
                 };
             };
@@ -3111,6 +3570,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "timestamp": 1713571344335,
+                     *       "status": 404,
+                     *       "error": "Not Found",
+                     *       "message": "Interview not found: Incode knows no interview with this ID",
+                     *       "path": "/omni/get/images"
+                     *     }
+                     */
                     "application/json": components["schemas"]["IncodeError"];
                 };
             };
@@ -3128,6 +3596,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "timestamp": 1713571344335,
+                     *       "status": 413,
+                     *       "error": "Payload Too Large",
+                     *       "message": "The body is larger than the 65536 bytes allowed (BODY_LIMIT_BYTES)",
+                     *       "path": "/omni/get/images"
+                     *     }
+                     */
                     "application/json": components["schemas"]["IncodeError"];
                 };
             };
@@ -3145,6 +3622,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "timestamp": 1713571344335,
+                     *       "status": 415,
+                     *       "error": "Unsupported Media Type",
+                     *       "message": "Bodies must be application/json, not text/plain",
+                     *       "path": "/omni/get/images"
+                     *     }
+                     */
                     "application/json": components["schemas"]["IncodeError"];
                 };
             };
@@ -3164,6 +3650,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "timestamp": 1713571344335,
+                     *       "status": 429,
+                     *       "error": "Too Many Requests",
+                     *       "message": "Rate limit of 100 requests per 1 minute exceeded",
+                     *       "path": "/omni/get/images"
+                     *     }
+                     */
                     "application/json": components["schemas"]["IncodeError"];
                 };
             };
@@ -3181,6 +3676,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "timestamp": 1713571344335,
+                     *       "status": 500,
+                     *       "error": "Internal Server Error",
+                     *       "message": "Internal error",
+                     *       "path": "/omni/get/images"
+                     *     }
+                     */
                     "application/json": components["schemas"]["IncodeError"];
                 };
             };
@@ -3198,6 +3702,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "timestamp": 1713571344335,
+                     *       "status": 502,
+                     *       "error": "Bad Gateway",
+                     *       "message": "Incode answered 500 on images",
+                     *       "path": "/omni/get/images"
+                     *     }
+                     */
                     "application/json": components["schemas"]["IncodeError"];
                 };
             };
@@ -3217,6 +3730,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "timestamp": 1713571344335,
+                     *       "status": 503,
+                     *       "error": "Service Unavailable",
+                     *       "message": "The service is overloaded, retry later",
+                     *       "path": "/omni/get/images"
+                     *     }
+                     */
                     "application/json": components["schemas"]["IncodeError"];
                 };
             };
@@ -3234,6 +3756,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "timestamp": 1713571344335,
+                     *       "status": 504,
+                     *       "error": "Gateway Timeout",
+                     *       "message": "Incode did not answer in time (UND_ERR_HEADERS_TIMEOUT)",
+                     *       "path": "/omni/get/images"
+                     *     }
+                     */
                     "application/json": components["schemas"]["IncodeError"];
                 };
             };
@@ -3312,6 +3843,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "timestamp": 1713571344335,
+                     *       "status": 400,
+                     *       "error": "Bad Request",
+                     *       "message": "body/images/0 must be one of: selfie, croppedFace, …",
+                     *       "path": "/omni/get/images"
+                     *     }
+                     */
                     "application/json": components["schemas"]["IncodeError"];
                 };
             };
@@ -3329,6 +3869,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "timestamp": 1713571344335,
+                     *       "status": 401,
+                     *       "error": "Unauthorized",
+                     *       "message": "Invalid token",
+                     *       "path": "/omni/get/images"
+                     *     }
+                     */
                     "application/json": components["schemas"]["IncodeError"];
                 };
             };
@@ -3346,6 +3895,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "timestamp": 1713571344335,
+                     *       "status": 403,
+                     *       "error": "Forbidden",
+                     *       "message": "The API key lacks the images:read scope",
+                     *       "path": "/omni/get/images"
+                     *     }
+                     */
                     "application/json": components["schemas"]["IncodeError"];
                 };
             };
@@ -3363,6 +3921,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "timestamp": 1713571344335,
+                     *       "status": 404,
+                     *       "error": "Not Found",
+                     *       "message": "Interview not found: Incode knows no interview with this ID",
+                     *       "path": "/omni/get/images"
+                     *     }
+                     */
                     "application/json": components["schemas"]["IncodeError"];
                 };
             };
@@ -3380,6 +3947,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "timestamp": 1713571344335,
+                     *       "status": 413,
+                     *       "error": "Payload Too Large",
+                     *       "message": "The body is larger than the 65536 bytes allowed (BODY_LIMIT_BYTES)",
+                     *       "path": "/omni/get/images"
+                     *     }
+                     */
                     "application/json": components["schemas"]["IncodeError"];
                 };
             };
@@ -3397,6 +3973,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "timestamp": 1713571344335,
+                     *       "status": 415,
+                     *       "error": "Unsupported Media Type",
+                     *       "message": "Bodies must be application/json, not text/plain",
+                     *       "path": "/omni/get/images"
+                     *     }
+                     */
                     "application/json": components["schemas"]["IncodeError"];
                 };
             };
@@ -3416,6 +4001,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "timestamp": 1713571344335,
+                     *       "status": 429,
+                     *       "error": "Too Many Requests",
+                     *       "message": "Rate limit of 100 requests per 1 minute exceeded",
+                     *       "path": "/omni/get/images"
+                     *     }
+                     */
                     "application/json": components["schemas"]["IncodeError"];
                 };
             };
@@ -3433,6 +4027,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "timestamp": 1713571344335,
+                     *       "status": 500,
+                     *       "error": "Internal Server Error",
+                     *       "message": "Internal error",
+                     *       "path": "/omni/get/images"
+                     *     }
+                     */
                     "application/json": components["schemas"]["IncodeError"];
                 };
             };
@@ -3450,6 +4053,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "timestamp": 1713571344335,
+                     *       "status": 502,
+                     *       "error": "Bad Gateway",
+                     *       "message": "Incode answered 500 on images",
+                     *       "path": "/omni/get/images"
+                     *     }
+                     */
                     "application/json": components["schemas"]["IncodeError"];
                 };
             };
@@ -3469,6 +4081,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "timestamp": 1713571344335,
+                     *       "status": 503,
+                     *       "error": "Service Unavailable",
+                     *       "message": "The service is overloaded, retry later",
+                     *       "path": "/omni/get/images"
+                     *     }
+                     */
                     "application/json": components["schemas"]["IncodeError"];
                 };
             };
@@ -3486,6 +4107,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "timestamp": 1713571344335,
+                     *       "status": 504,
+                     *       "error": "Gateway Timeout",
+                     *       "message": "Incode did not answer in time (UND_ERR_HEADERS_TIMEOUT)",
+                     *       "path": "/omni/get/images"
+                     *     }
+                     */
                     "application/json": components["schemas"]["IncodeError"];
                 };
             };
@@ -3569,6 +4199,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "timestamp": 1713571344335,
+                     *       "status": 400,
+                     *       "error": "Bad Request",
+                     *       "message": "body/images/0 must be one of: selfie, croppedFace, …",
+                     *       "path": "/omni/get/images"
+                     *     }
+                     */
                     "application/json": components["schemas"]["IncodeError"];
                 };
             };
@@ -3586,6 +4225,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "timestamp": 1713571344335,
+                     *       "status": 401,
+                     *       "error": "Unauthorized",
+                     *       "message": "Invalid token",
+                     *       "path": "/omni/get/images"
+                     *     }
+                     */
                     "application/json": components["schemas"]["IncodeError"];
                 };
             };
@@ -3603,6 +4251,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "timestamp": 1713571344335,
+                     *       "status": 403,
+                     *       "error": "Forbidden",
+                     *       "message": "The API key lacks the images:read scope",
+                     *       "path": "/omni/get/images"
+                     *     }
+                     */
                     "application/json": components["schemas"]["IncodeError"];
                 };
             };
@@ -3620,6 +4277,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "timestamp": 1713571344335,
+                     *       "status": 404,
+                     *       "error": "Not Found",
+                     *       "message": "Interview not found: Incode knows no interview with this ID",
+                     *       "path": "/omni/get/images"
+                     *     }
+                     */
                     "application/json": components["schemas"]["IncodeError"];
                 };
             };
@@ -3637,6 +4303,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "timestamp": 1713571344335,
+                     *       "status": 413,
+                     *       "error": "Payload Too Large",
+                     *       "message": "The body is larger than the 65536 bytes allowed (BODY_LIMIT_BYTES)",
+                     *       "path": "/omni/get/images"
+                     *     }
+                     */
                     "application/json": components["schemas"]["IncodeError"];
                 };
             };
@@ -3654,6 +4329,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "timestamp": 1713571344335,
+                     *       "status": 415,
+                     *       "error": "Unsupported Media Type",
+                     *       "message": "Bodies must be application/json, not text/plain",
+                     *       "path": "/omni/get/images"
+                     *     }
+                     */
                     "application/json": components["schemas"]["IncodeError"];
                 };
             };
@@ -3673,6 +4357,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "timestamp": 1713571344335,
+                     *       "status": 429,
+                     *       "error": "Too Many Requests",
+                     *       "message": "Rate limit of 100 requests per 1 minute exceeded",
+                     *       "path": "/omni/get/images"
+                     *     }
+                     */
                     "application/json": components["schemas"]["IncodeError"];
                 };
             };
@@ -3690,6 +4383,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "timestamp": 1713571344335,
+                     *       "status": 500,
+                     *       "error": "Internal Server Error",
+                     *       "message": "Internal error",
+                     *       "path": "/omni/get/images"
+                     *     }
+                     */
                     "application/json": components["schemas"]["IncodeError"];
                 };
             };
@@ -3707,6 +4409,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "timestamp": 1713571344335,
+                     *       "status": 502,
+                     *       "error": "Bad Gateway",
+                     *       "message": "Incode answered 500 on images",
+                     *       "path": "/omni/get/images"
+                     *     }
+                     */
                     "application/json": components["schemas"]["IncodeError"];
                 };
             };
@@ -3726,6 +4437,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "timestamp": 1713571344335,
+                     *       "status": 503,
+                     *       "error": "Service Unavailable",
+                     *       "message": "The service is overloaded, retry later",
+                     *       "path": "/omni/get/images"
+                     *     }
+                     */
                     "application/json": components["schemas"]["IncodeError"];
                 };
             };
@@ -3743,6 +4463,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "timestamp": 1713571344335,
+                     *       "status": 504,
+                     *       "error": "Gateway Timeout",
+                     *       "message": "Incode did not answer in time (UND_ERR_HEADERS_TIMEOUT)",
+                     *       "path": "/omni/get/images"
+                     *     }
+                     */
                     "application/json": components["schemas"]["IncodeError"];
                 };
             };
@@ -3813,6 +4542,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "timestamp": 1713571344335,
+                     *       "status": 400,
+                     *       "error": "Bad Request",
+                     *       "message": "body/images/0 must be one of: selfie, croppedFace, …",
+                     *       "path": "/omni/get/images"
+                     *     }
+                     */
                     "application/json": components["schemas"]["IncodeError"];
                 };
             };
@@ -3830,6 +4568,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "timestamp": 1713571344335,
+                     *       "status": 401,
+                     *       "error": "Unauthorized",
+                     *       "message": "Invalid token",
+                     *       "path": "/omni/get/images"
+                     *     }
+                     */
                     "application/json": components["schemas"]["IncodeError"];
                 };
             };
@@ -3847,6 +4594,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "timestamp": 1713571344335,
+                     *       "status": 403,
+                     *       "error": "Forbidden",
+                     *       "message": "The API key lacks the images:read scope",
+                     *       "path": "/omni/get/images"
+                     *     }
+                     */
                     "application/json": components["schemas"]["IncodeError"];
                 };
             };
@@ -3864,6 +4620,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "timestamp": 1713571344335,
+                     *       "status": 404,
+                     *       "error": "Not Found",
+                     *       "message": "Interview not found: Incode knows no interview with this ID",
+                     *       "path": "/omni/get/images"
+                     *     }
+                     */
                     "application/json": components["schemas"]["IncodeError"];
                 };
             };
@@ -3881,6 +4646,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "timestamp": 1713571344335,
+                     *       "status": 413,
+                     *       "error": "Payload Too Large",
+                     *       "message": "The body is larger than the 65536 bytes allowed (BODY_LIMIT_BYTES)",
+                     *       "path": "/omni/get/images"
+                     *     }
+                     */
                     "application/json": components["schemas"]["IncodeError"];
                 };
             };
@@ -3898,6 +4672,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "timestamp": 1713571344335,
+                     *       "status": 415,
+                     *       "error": "Unsupported Media Type",
+                     *       "message": "Bodies must be application/json, not text/plain",
+                     *       "path": "/omni/get/images"
+                     *     }
+                     */
                     "application/json": components["schemas"]["IncodeError"];
                 };
             };
@@ -3917,6 +4700,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "timestamp": 1713571344335,
+                     *       "status": 429,
+                     *       "error": "Too Many Requests",
+                     *       "message": "Rate limit of 100 requests per 1 minute exceeded",
+                     *       "path": "/omni/get/images"
+                     *     }
+                     */
                     "application/json": components["schemas"]["IncodeError"];
                 };
             };
@@ -3934,6 +4726,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "timestamp": 1713571344335,
+                     *       "status": 500,
+                     *       "error": "Internal Server Error",
+                     *       "message": "Internal error",
+                     *       "path": "/omni/get/images"
+                     *     }
+                     */
                     "application/json": components["schemas"]["IncodeError"];
                 };
             };
@@ -3951,6 +4752,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "timestamp": 1713571344335,
+                     *       "status": 502,
+                     *       "error": "Bad Gateway",
+                     *       "message": "Incode answered 500 on images",
+                     *       "path": "/omni/get/images"
+                     *     }
+                     */
                     "application/json": components["schemas"]["IncodeError"];
                 };
             };
@@ -3970,6 +4780,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "timestamp": 1713571344335,
+                     *       "status": 503,
+                     *       "error": "Service Unavailable",
+                     *       "message": "The service is overloaded, retry later",
+                     *       "path": "/omni/get/images"
+                     *     }
+                     */
                     "application/json": components["schemas"]["IncodeError"];
                 };
             };
@@ -3987,6 +4806,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "timestamp": 1713571344335,
+                     *       "status": 504,
+                     *       "error": "Gateway Timeout",
+                     *       "message": "Incode did not answer in time (UND_ERR_HEADERS_TIMEOUT)",
+                     *       "path": "/omni/get/images"
+                     *     }
+                     */
                     "application/json": components["schemas"]["IncodeError"];
                 };
             };
@@ -4065,6 +4893,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "timestamp": 1713571344335,
+                     *       "status": 400,
+                     *       "error": "Bad Request",
+                     *       "message": "body/images/0 must be one of: selfie, croppedFace, …",
+                     *       "path": "/omni/get/images"
+                     *     }
+                     */
                     "application/json": components["schemas"]["IncodeError"];
                 };
             };
@@ -4082,6 +4919,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "timestamp": 1713571344335,
+                     *       "status": 401,
+                     *       "error": "Unauthorized",
+                     *       "message": "Invalid token",
+                     *       "path": "/omni/get/images"
+                     *     }
+                     */
                     "application/json": components["schemas"]["IncodeError"];
                 };
             };
@@ -4099,6 +4945,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "timestamp": 1713571344335,
+                     *       "status": 403,
+                     *       "error": "Forbidden",
+                     *       "message": "The API key lacks the images:read scope",
+                     *       "path": "/omni/get/images"
+                     *     }
+                     */
                     "application/json": components["schemas"]["IncodeError"];
                 };
             };
@@ -4116,6 +4971,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "timestamp": 1713571344335,
+                     *       "status": 404,
+                     *       "error": "Not Found",
+                     *       "message": "Interview not found: Incode knows no interview with this ID",
+                     *       "path": "/omni/get/images"
+                     *     }
+                     */
                     "application/json": components["schemas"]["IncodeError"];
                 };
             };
@@ -4133,6 +4997,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "timestamp": 1713571344335,
+                     *       "status": 413,
+                     *       "error": "Payload Too Large",
+                     *       "message": "The body is larger than the 65536 bytes allowed (BODY_LIMIT_BYTES)",
+                     *       "path": "/omni/get/images"
+                     *     }
+                     */
                     "application/json": components["schemas"]["IncodeError"];
                 };
             };
@@ -4150,6 +5023,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "timestamp": 1713571344335,
+                     *       "status": 415,
+                     *       "error": "Unsupported Media Type",
+                     *       "message": "Bodies must be application/json, not text/plain",
+                     *       "path": "/omni/get/images"
+                     *     }
+                     */
                     "application/json": components["schemas"]["IncodeError"];
                 };
             };
@@ -4169,6 +5051,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "timestamp": 1713571344335,
+                     *       "status": 429,
+                     *       "error": "Too Many Requests",
+                     *       "message": "Rate limit of 100 requests per 1 minute exceeded",
+                     *       "path": "/omni/get/images"
+                     *     }
+                     */
                     "application/json": components["schemas"]["IncodeError"];
                 };
             };
@@ -4186,6 +5077,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "timestamp": 1713571344335,
+                     *       "status": 500,
+                     *       "error": "Internal Server Error",
+                     *       "message": "Internal error",
+                     *       "path": "/omni/get/images"
+                     *     }
+                     */
                     "application/json": components["schemas"]["IncodeError"];
                 };
             };
@@ -4203,6 +5103,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "timestamp": 1713571344335,
+                     *       "status": 502,
+                     *       "error": "Bad Gateway",
+                     *       "message": "Incode answered 500 on images",
+                     *       "path": "/omni/get/images"
+                     *     }
+                     */
                     "application/json": components["schemas"]["IncodeError"];
                 };
             };
@@ -4222,6 +5131,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "timestamp": 1713571344335,
+                     *       "status": 503,
+                     *       "error": "Service Unavailable",
+                     *       "message": "The service is overloaded, retry later",
+                     *       "path": "/omni/get/images"
+                     *     }
+                     */
                     "application/json": components["schemas"]["IncodeError"];
                 };
             };
@@ -4239,6 +5157,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "timestamp": 1713571344335,
+                     *       "status": 504,
+                     *       "error": "Gateway Timeout",
+                     *       "message": "Incode did not answer in time (UND_ERR_HEADERS_TIMEOUT)",
+                     *       "path": "/omni/get/images"
+                     *     }
+                     */
                     "application/json": components["schemas"]["IncodeError"];
                 };
             };
@@ -4317,6 +5244,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "timestamp": 1713571344335,
+                     *       "status": 400,
+                     *       "error": "Bad Request",
+                     *       "message": "body/images/0 must be one of: selfie, croppedFace, …",
+                     *       "path": "/omni/get/images"
+                     *     }
+                     */
                     "application/json": components["schemas"]["IncodeError"];
                 };
             };
@@ -4334,6 +5270,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "timestamp": 1713571344335,
+                     *       "status": 401,
+                     *       "error": "Unauthorized",
+                     *       "message": "Invalid token",
+                     *       "path": "/omni/get/images"
+                     *     }
+                     */
                     "application/json": components["schemas"]["IncodeError"];
                 };
             };
@@ -4351,6 +5296,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "timestamp": 1713571344335,
+                     *       "status": 403,
+                     *       "error": "Forbidden",
+                     *       "message": "The API key lacks the images:read scope",
+                     *       "path": "/omni/get/images"
+                     *     }
+                     */
                     "application/json": components["schemas"]["IncodeError"];
                 };
             };
@@ -4368,6 +5322,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "timestamp": 1713571344335,
+                     *       "status": 404,
+                     *       "error": "Not Found",
+                     *       "message": "Interview not found: Incode knows no interview with this ID",
+                     *       "path": "/omni/get/images"
+                     *     }
+                     */
                     "application/json": components["schemas"]["IncodeError"];
                 };
             };
@@ -4385,6 +5348,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "timestamp": 1713571344335,
+                     *       "status": 413,
+                     *       "error": "Payload Too Large",
+                     *       "message": "The body is larger than the 65536 bytes allowed (BODY_LIMIT_BYTES)",
+                     *       "path": "/omni/get/images"
+                     *     }
+                     */
                     "application/json": components["schemas"]["IncodeError"];
                 };
             };
@@ -4402,6 +5374,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "timestamp": 1713571344335,
+                     *       "status": 415,
+                     *       "error": "Unsupported Media Type",
+                     *       "message": "Bodies must be application/json, not text/plain",
+                     *       "path": "/omni/get/images"
+                     *     }
+                     */
                     "application/json": components["schemas"]["IncodeError"];
                 };
             };
@@ -4421,6 +5402,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "timestamp": 1713571344335,
+                     *       "status": 429,
+                     *       "error": "Too Many Requests",
+                     *       "message": "Rate limit of 100 requests per 1 minute exceeded",
+                     *       "path": "/omni/get/images"
+                     *     }
+                     */
                     "application/json": components["schemas"]["IncodeError"];
                 };
             };
@@ -4438,6 +5428,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "timestamp": 1713571344335,
+                     *       "status": 500,
+                     *       "error": "Internal Server Error",
+                     *       "message": "Internal error",
+                     *       "path": "/omni/get/images"
+                     *     }
+                     */
                     "application/json": components["schemas"]["IncodeError"];
                 };
             };
@@ -4455,6 +5454,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "timestamp": 1713571344335,
+                     *       "status": 502,
+                     *       "error": "Bad Gateway",
+                     *       "message": "Incode answered 500 on images",
+                     *       "path": "/omni/get/images"
+                     *     }
+                     */
                     "application/json": components["schemas"]["IncodeError"];
                 };
             };
@@ -4474,6 +5482,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "timestamp": 1713571344335,
+                     *       "status": 503,
+                     *       "error": "Service Unavailable",
+                     *       "message": "The service is overloaded, retry later",
+                     *       "path": "/omni/get/images"
+                     *     }
+                     */
                     "application/json": components["schemas"]["IncodeError"];
                 };
             };
@@ -4491,6 +5508,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "timestamp": 1713571344335,
+                     *       "status": 504,
+                     *       "error": "Gateway Timeout",
+                     *       "message": "Incode did not answer in time (UND_ERR_HEADERS_TIMEOUT)",
+                     *       "path": "/omni/get/images"
+                     *     }
+                     */
                     "application/json": components["schemas"]["IncodeError"];
                 };
             };
@@ -4574,6 +5600,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "timestamp": 1713571344335,
+                     *       "status": 400,
+                     *       "error": "Bad Request",
+                     *       "message": "body/images/0 must be one of: selfie, croppedFace, …",
+                     *       "path": "/omni/get/images"
+                     *     }
+                     */
                     "application/json": components["schemas"]["IncodeError"];
                 };
             };
@@ -4591,6 +5626,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "timestamp": 1713571344335,
+                     *       "status": 401,
+                     *       "error": "Unauthorized",
+                     *       "message": "Invalid token",
+                     *       "path": "/omni/get/images"
+                     *     }
+                     */
                     "application/json": components["schemas"]["IncodeError"];
                 };
             };
@@ -4608,6 +5652,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "timestamp": 1713571344335,
+                     *       "status": 403,
+                     *       "error": "Forbidden",
+                     *       "message": "The API key lacks the images:read scope",
+                     *       "path": "/omni/get/images"
+                     *     }
+                     */
                     "application/json": components["schemas"]["IncodeError"];
                 };
             };
@@ -4625,6 +5678,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "timestamp": 1713571344335,
+                     *       "status": 404,
+                     *       "error": "Not Found",
+                     *       "message": "Interview not found: Incode knows no interview with this ID",
+                     *       "path": "/omni/get/images"
+                     *     }
+                     */
                     "application/json": components["schemas"]["IncodeError"];
                 };
             };
@@ -4642,6 +5704,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "timestamp": 1713571344335,
+                     *       "status": 413,
+                     *       "error": "Payload Too Large",
+                     *       "message": "The body is larger than the 65536 bytes allowed (BODY_LIMIT_BYTES)",
+                     *       "path": "/omni/get/images"
+                     *     }
+                     */
                     "application/json": components["schemas"]["IncodeError"];
                 };
             };
@@ -4659,6 +5730,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "timestamp": 1713571344335,
+                     *       "status": 415,
+                     *       "error": "Unsupported Media Type",
+                     *       "message": "Bodies must be application/json, not text/plain",
+                     *       "path": "/omni/get/images"
+                     *     }
+                     */
                     "application/json": components["schemas"]["IncodeError"];
                 };
             };
@@ -4678,6 +5758,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "timestamp": 1713571344335,
+                     *       "status": 429,
+                     *       "error": "Too Many Requests",
+                     *       "message": "Rate limit of 100 requests per 1 minute exceeded",
+                     *       "path": "/omni/get/images"
+                     *     }
+                     */
                     "application/json": components["schemas"]["IncodeError"];
                 };
             };
@@ -4695,6 +5784,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "timestamp": 1713571344335,
+                     *       "status": 500,
+                     *       "error": "Internal Server Error",
+                     *       "message": "Internal error",
+                     *       "path": "/omni/get/images"
+                     *     }
+                     */
                     "application/json": components["schemas"]["IncodeError"];
                 };
             };
@@ -4712,6 +5810,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "timestamp": 1713571344335,
+                     *       "status": 502,
+                     *       "error": "Bad Gateway",
+                     *       "message": "Incode answered 500 on images",
+                     *       "path": "/omni/get/images"
+                     *     }
+                     */
                     "application/json": components["schemas"]["IncodeError"];
                 };
             };
@@ -4731,6 +5838,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "timestamp": 1713571344335,
+                     *       "status": 503,
+                     *       "error": "Service Unavailable",
+                     *       "message": "The service is overloaded, retry later",
+                     *       "path": "/omni/get/images"
+                     *     }
+                     */
                     "application/json": components["schemas"]["IncodeError"];
                 };
             };
@@ -4748,6 +5864,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "timestamp": 1713571344335,
+                     *       "status": 504,
+                     *       "error": "Gateway Timeout",
+                     *       "message": "Incode did not answer in time (UND_ERR_HEADERS_TIMEOUT)",
+                     *       "path": "/omni/get/images"
+                     *     }
+                     */
                     "application/json": components["schemas"]["IncodeError"];
                 };
             };
@@ -4818,6 +5943,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "timestamp": 1713571344335,
+                     *       "status": 400,
+                     *       "error": "Bad Request",
+                     *       "message": "body/images/0 must be one of: selfie, croppedFace, …",
+                     *       "path": "/omni/get/images"
+                     *     }
+                     */
                     "application/json": components["schemas"]["IncodeError"];
                 };
             };
@@ -4835,6 +5969,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "timestamp": 1713571344335,
+                     *       "status": 401,
+                     *       "error": "Unauthorized",
+                     *       "message": "Invalid token",
+                     *       "path": "/omni/get/images"
+                     *     }
+                     */
                     "application/json": components["schemas"]["IncodeError"];
                 };
             };
@@ -4852,6 +5995,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "timestamp": 1713571344335,
+                     *       "status": 403,
+                     *       "error": "Forbidden",
+                     *       "message": "The API key lacks the images:read scope",
+                     *       "path": "/omni/get/images"
+                     *     }
+                     */
                     "application/json": components["schemas"]["IncodeError"];
                 };
             };
@@ -4869,6 +6021,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "timestamp": 1713571344335,
+                     *       "status": 404,
+                     *       "error": "Not Found",
+                     *       "message": "Interview not found: Incode knows no interview with this ID",
+                     *       "path": "/omni/get/images"
+                     *     }
+                     */
                     "application/json": components["schemas"]["IncodeError"];
                 };
             };
@@ -4886,6 +6047,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "timestamp": 1713571344335,
+                     *       "status": 413,
+                     *       "error": "Payload Too Large",
+                     *       "message": "The body is larger than the 65536 bytes allowed (BODY_LIMIT_BYTES)",
+                     *       "path": "/omni/get/images"
+                     *     }
+                     */
                     "application/json": components["schemas"]["IncodeError"];
                 };
             };
@@ -4903,6 +6073,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "timestamp": 1713571344335,
+                     *       "status": 415,
+                     *       "error": "Unsupported Media Type",
+                     *       "message": "Bodies must be application/json, not text/plain",
+                     *       "path": "/omni/get/images"
+                     *     }
+                     */
                     "application/json": components["schemas"]["IncodeError"];
                 };
             };
@@ -4922,6 +6101,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "timestamp": 1713571344335,
+                     *       "status": 429,
+                     *       "error": "Too Many Requests",
+                     *       "message": "Rate limit of 100 requests per 1 minute exceeded",
+                     *       "path": "/omni/get/images"
+                     *     }
+                     */
                     "application/json": components["schemas"]["IncodeError"];
                 };
             };
@@ -4939,6 +6127,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "timestamp": 1713571344335,
+                     *       "status": 500,
+                     *       "error": "Internal Server Error",
+                     *       "message": "Internal error",
+                     *       "path": "/omni/get/images"
+                     *     }
+                     */
                     "application/json": components["schemas"]["IncodeError"];
                 };
             };
@@ -4956,6 +6153,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "timestamp": 1713571344335,
+                     *       "status": 502,
+                     *       "error": "Bad Gateway",
+                     *       "message": "Incode answered 500 on images",
+                     *       "path": "/omni/get/images"
+                     *     }
+                     */
                     "application/json": components["schemas"]["IncodeError"];
                 };
             };
@@ -4975,6 +6181,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "timestamp": 1713571344335,
+                     *       "status": 503,
+                     *       "error": "Service Unavailable",
+                     *       "message": "The service is overloaded, retry later",
+                     *       "path": "/omni/get/images"
+                     *     }
+                     */
                     "application/json": components["schemas"]["IncodeError"];
                 };
             };
@@ -4992,6 +6207,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "timestamp": 1713571344335,
+                     *       "status": 504,
+                     *       "error": "Gateway Timeout",
+                     *       "message": "Incode did not answer in time (UND_ERR_HEADERS_TIMEOUT)",
+                     *       "path": "/omni/get/images"
+                     *     }
+                     */
                     "application/json": components["schemas"]["IncodeError"];
                 };
             };

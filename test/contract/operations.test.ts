@@ -199,3 +199,26 @@ t.test('a conditional request: 304 with no body, as documented', async (t) => {
     checker.check(t, operation, again, 'If-None-Match with the current ETag')
   }
 })
+
+t.test('every documented JSON answer has an example, and the example matches its schema', async (t) => {
+  const harness = await build(t)
+  const { document, operations } = await documentOf(harness)
+  const checker = new ContractChecker(document)
+  let checked = 0
+  for (const operation of operations) {
+    for (const [status, response] of Object.entries(operation.doc.responses)) {
+      for (const [mediaType, media] of Object.entries(response.content ?? {})) {
+        // Bytes (the JPEG answers) have no example a document can hold.
+        if (!/json$/.test(mediaType)) continue
+        const where = `${operation.id} ${status} ${mediaType}`
+        if (media.example === undefined) {
+          t.fail(`${where} has an example`)
+          continue
+        }
+        checker.checkExample(t, where, media)
+        checked++
+      }
+    }
+  }
+  t.ok(checked > 100, `${checked} examples checked`)
+})
