@@ -11,6 +11,7 @@ import errors, { sendError } from './plugins/app/errors.js'
 import { frameworkAnswer } from './plugins/app/frameworkErrors.js'
 import metrics from './plugins/app/metrics.js'
 import notFound from './plugins/app/notFound.js'
+import { lazyChildLogger } from './plugins/app/requestLogger.js'
 import services, { type ServiceOverrides } from './plugins/app/services.js'
 import shutdown from './plugins/app/shutdown.js'
 import limits from './plugins/external/limits.js'
@@ -75,6 +76,8 @@ export function fastifyOptions(config: Config, options: BuildOptions = {}): Fast
       },
       ...(options.logStream ? { stream: options.logStream } : {}),
     },
+    // Each request's child logger is made on its first line written (most requests write none).
+    childLoggerFactory: lazyChildLogger,
     // A caller's x-request-id is kept only when it is a short, plain token: it is logged and sent
     // to Incode, so anything else is replaced by a fresh id.
     requestIdHeader: false,
