@@ -95,7 +95,7 @@ export function fastifyOptions(config: Config, options: BuildOptions = {}): Fast
     // Malformed URLs and over-long params are refused by Fastify before routing: answer them
     // through the one error handler's shapes too.
     frameworkErrors: (error, request, reply) => {
-      void sendError(request, reply, frameworkAnswer(error, request))
+      void sendError(request, reply.header('x-request-id', request.id), frameworkAnswer(error, request))
     },
     // Requests Node's HTTP parser refuses (a 100k-character URL): problem+json too.
     clientErrorHandler,
@@ -122,9 +122,11 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
 
   for (const schema of sharedSchemas) app.addSchema(schema)
 
-  app.addHook('onSend', (request, reply, payload, done) => {
+  // Set as the request comes in (errors keep it; frameworkErrors, which runs no hook, sets its
+  // own): an onSend hook for it ran a hook chain on every answer.
+  app.addHook('onRequest', (request, reply, done) => {
     reply.header('x-request-id', request.id)
-    done(null, payload)
+    done()
   })
 
   // First, so that every request is known to it from its first hook on.

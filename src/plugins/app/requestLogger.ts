@@ -23,16 +23,21 @@ class LazyChildLogger {
   readonly #parent: ParentLogger
   readonly #bindings: Bindings
   readonly #options: ChildLoggerOptions
-  /** Lowest level value that is written (the route's `logLevel`, else the parent's level). */
-  readonly #threshold: number
   #child: FastifyBaseLogger | undefined
 
   constructor(parent: ParentLogger, bindings: Bindings, options: ChildLoggerOptions) {
+    // Nothing worked out here: most request loggers are never written to.
     this.#parent = parent
     this.#bindings = bindings
     this.#options = options
-    const level = options.level ?? parent.level
-    this.#threshold = parent.levels.values[level] ?? parent.levelVal
+  }
+
+  /** Whether a line at `method` is written: at or above the route's `logLevel`, else the parent's. */
+  #enabled(method: Method): boolean {
+    const { values } = this.#parent.levels
+    const threshold =
+      this.#options.level === undefined ? this.#parent.levelVal : (values[this.#options.level] ?? 0)
+    return (values[method] ?? 0) >= threshold
   }
 
   #real(): FastifyBaseLogger {
@@ -40,7 +45,7 @@ class LazyChildLogger {
   }
 
   #write(method: Method, args: LogArgs): void {
-    if (this.#child === undefined && (this.#parent.levels.values[method] ?? 0) < this.#threshold) return
+    if (this.#child === undefined && !this.#enabled(method)) return
     const real = this.#real()
     Reflect.apply(real[method], real, args)
   }
