@@ -14,6 +14,7 @@ export const CHILD_SCRIPTS = [
   'contenders/bufferAll.ts',
   'contenders/bare.ts',
   'contenders/barePlugins.ts',
+  'contenders/chunkPipe.ts',
   'clients/loop.ts',
 ] as const
 export type ChildScript = (typeof CHILD_SCRIPTS)[number]

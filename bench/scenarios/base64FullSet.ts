@@ -1,5 +1,18 @@
+import { writeFileSync } from 'node:fs'
+import path from 'node:path'
+
 import type { HttpCall, LoopTask } from '../lib/protocol.js'
-import { call, runLoop, serviceHeaders } from '../lib/stack.js'
+import {
+  call,
+  runLoop,
+  serviceHeaders,
+  SIM_ADMIN_EMAIL,
+  SIM_ADMIN_PASSWORD,
+  SIM_API_KEY,
+  startScript,
+  stopServer,
+  type Server,
+} from '../lib/stack.js'
 import { fmt, median, ratio, round } from '../lib/stats.js'
 import {
   ALL_TYPES,
@@ -16,14 +29,6 @@ import {
 // ---- base64, one session's full image set -----------------------------------------------------
 
 export async function base64FullSet(ctx: Ctx): Promise<ScenarioResult> {
-  const p = ctx.profile.base64
-  const direct = directHeaders(ctx)
-  const single = (type: string): HttpCall => ({
-    method: 'POST',
-    url: incodeImagesUrl(ctx.sim.url),
-    headers: direct,
-    body: body([type]),
-  })
   // Correctness first: the service's answer must hold every type.
   const check = await call({
     method: 'POST',
@@ -47,6 +52,54 @@ export async function base64FullSet(ctx: Ctx): Promise<ScenarioResult> {
   const chunkMiB = calls.map((c) => round(c.responseBytes / MiB, 2))
   const chunks = ctx.serviceChunks ?? []
   if (chunks.length === 0) throw new Error('the service made no successful upstream call for the full set')
+  // The ceilings of one client socket: the service's own answer, pre-built, sent from memory by a
+  // bare Fastify route; and the same chunks fetched in parallel and piped out one after another
+  // with no parsing (bench/contenders/chunkPipe.ts).
+  const answerFile = path.join(ctx.workDir, 'full-set-answer.json')
+  writeFileSync(answerFile, check.body)
+  const contenders: Server[] = []
+  try {
+    contenders.push(
+      await startScript('pre-built', ctx.scripts, 'contenders/bare.ts', { BODY_FILE: answerFile }, '/ready'),
+    )
+    contenders.push(
+      await startScript(
+        'chunk pipe',
+        ctx.scripts,
+        'contenders/chunkPipe.ts',
+        {
+          UPSTREAM_URL: ctx.sim.url,
+          INCODE_API_KEY: SIM_API_KEY,
+          INCODE_ADMIN_EMAIL: SIM_ADMIN_EMAIL,
+          INCODE_ADMIN_PASSWORD: SIM_ADMIN_PASSWORD,
+          UPSTREAM_CONNECTIONS: '32',
+          BENCH_CHUNKS: JSON.stringify(chunks),
+        },
+        '/readyz',
+      ),
+    )
+    return await measure(ctx, contenders, chunks, chunkMiB, calls.length)
+  } finally {
+    for (const server of contenders) await stopServer(server)
+  }
+}
+
+async function measure(
+  ctx: Ctx,
+  [preBuilt, chunkPipe]: Server[],
+  chunks: string[][],
+  chunkMiB: number[],
+  upstreamCalls: number,
+): Promise<ScenarioResult> {
+  if (!preBuilt || !chunkPipe) throw new Error('the single-socket contenders did not start')
+  const p = ctx.profile.base64
+  const direct = directHeaders(ctx)
+  const single = (type: string): HttpCall => ({
+    method: 'POST',
+    url: incodeImagesUrl(ctx.sim.url),
+    headers: direct,
+    body: body([type]),
+  })
   const tasks: LoopTask[] = [
     {
       name: 'service',
@@ -84,6 +137,28 @@ export async function base64FullSet(ctx: Ctx): Promise<ScenarioResult> {
         body: body(types),
       })),
     },
+    {
+      name: 'pre-built',
+      timed: [
+        {
+          method: 'POST',
+          url: serviceImagesUrl(preBuilt.url),
+          headers: serviceHeaders(),
+          body: body(ALL_TYPES),
+        },
+      ],
+    },
+    {
+      name: 'chunk pipe',
+      timed: [
+        {
+          method: 'POST',
+          url: serviceImagesUrl(chunkPipe.url),
+          headers: serviceHeaders(),
+          body: body(ALL_TYPES),
+        },
+      ],
+    },
     { name: 'naive', timed: ALL_TYPES.map(single) },
     {
       name: 'direct all types',
@@ -112,6 +187,9 @@ export async function base64FullSet(ctx: Ctx): Promise<ScenarioResult> {
   const service = median(samples('service').ms)
   const naive = median(samples('naive').ms)
   const parallelChunks = median(samples('direct chunks in parallel').ms)
+  const preBuiltMs = median(samples('pre-built').ms)
+  const chunkPipeMs = median(samples('chunk pipe').ms)
+  const ceilingsOk = [...samples('pre-built').status, ...samples('chunk pipe').status].every((s) => s === 200)
   const service24 = result.tasks['service (Node 24)']
   const service24Ms = service24 ? median(service24.ms) : Number.NaN
   let slowest = { type: '', ms: 0 }
@@ -151,7 +229,12 @@ export async function base64FullSet(ctx: Ctx): Promise<ScenarioResult> {
       serviceAnswerMiB: round(serviceBytes / MiB, 2),
       directAllTypesStatus: directAll[0] ?? 0,
       passThroughAllTypesStatus: passAll[0] ?? 0,
-      serviceUpstreamCalls: calls.length,
+      preBuiltMs: round(preBuiltMs, 2),
+      chunkPipeMs: round(chunkPipeMs, 2),
+      ratioToPreBuilt: round(ratio(service, preBuiltMs), 3),
+      ratioToChunkPipe: round(ratio(service, chunkPipeMs), 3),
+      chunkPipeToDirectChunksParallel: round(ratio(chunkPipeMs, parallelChunks), 3),
+      serviceUpstreamCalls: upstreamCalls,
       largestUpstreamAnswerMiB: Math.max(0, ...chunkMiB),
       rounds: result.rounds,
     },
@@ -173,6 +256,15 @@ export async function base64FullSet(ctx: Ctx): Promise<ScenarioResult> {
         ratio: `${fmt(r1, 2)} ×`,
         target: '≤ 1.15 × slowest single',
         pass: ok1 && direct502,
+      },
+      {
+        scenario: 'base64, full set',
+        measure: 'wall time vs the single-socket floors (measured)',
+        service: `${fmt(service, 1)} ms`,
+        comparison: `chunk pipe (the same ${chunks.length} chunks fetched in parallel, raw bytes piped out one after another over one socket, no parsing) ${fmt(chunkPipeMs, 1)} ms (${fmt(ratio(chunkPipeMs, parallelChunks), 2)} × direct parallel chunks); the answer pre-built in memory, sent by a bare Fastify route ${fmt(preBuiltMs, 1)} ms`,
+        ratio: `${fmt(ratio(service, chunkPipeMs), 2)} × pipe; ${fmt(ratio(service, preBuiltMs), 2)} × pre-built`,
+        target: 'measured',
+        pass: ceilingsOk,
       },
       {
         scenario: 'base64, full set',

@@ -242,7 +242,8 @@ export function normaliseLinks(
         const capturedAtMs = Number(key)
         const capturedAt = isoOrUndefined(capturedAtMs)
         if (capturedAt === undefined) continue
-        const expiry = linkExpiryMs(attemptUrl, issuedAtMs)
+        // The latest capture's attempt normally carries the latest link itself: worked out once.
+        const expiry = attemptUrl === url ? latestExpiry : linkExpiryMs(attemptUrl, issuedAtMs)
         if (expiry < earliest) earliest = expiry
         attempts.push({ capturedAt, capturedAtMs, url: attemptUrl, expiresAt: toIso(expiry) })
       }

@@ -1,5 +1,5 @@
-import { Semaphore } from 'async-mutex'
 import { ClientClosedError, OverloadedError } from '../errors.js'
+import { WeightedQueue } from './weightedQueue.js'
 
 const KiB = 1024
 
@@ -42,7 +42,7 @@ interface CallerShare {
  * once it has been written to the caller, so 50 concurrent full-set requests queue for memory
  * instead of each holding up to a full set.
  *
- * Service-wide, waiters are served in order (async-mutex's weighted semaphore); a part larger than
+ * Service-wide, waiters are served in order (a weighted FIFO semaphore); a part larger than
  * the whole budget reserves all of it and so runs alone. Per caller, no one caller may have more
  * than `perCallerBytes` reserved or waiting in that order: its further reservations wait in its
  * own queue, in order, and join the service-wide one only as its earlier ones are given back. So
@@ -55,8 +55,8 @@ interface CallerShare {
  * the reservations in flight, whatever keys callers make up.
  */
 export class ByteBudget {
-  readonly #semaphore: Semaphore
-  /** In KiB: async-mutex's weights are plain counts, and KiB keeps them small. */
+  readonly #semaphore: WeightedQueue
+  /** In KiB: the semaphore's weights are plain counts, and KiB keeps them small. */
   readonly #capacity: number
   readonly #shareCapacity: number
   readonly #callers = new Map<string, CallerShare>()
@@ -82,7 +82,7 @@ export class ByteBudget {
     }
     this.#capacity = Math.floor(maxBytes / KiB)
     this.#shareCapacity = Math.min(this.#capacity, Math.floor(perCallerBytes / KiB))
-    this.#semaphore = new Semaphore(this.#capacity)
+    this.#semaphore = new WeightedQueue(this.#capacity)
   }
 
   /** One caller's share, in bytes. */
@@ -159,7 +159,7 @@ export class ByteBudget {
     const leaveShare = () => {
       if (caller !== undefined && ticket) this.#leave(caller, ticket)
     }
-    let acquiring: ReturnType<Semaphore['acquire']> | undefined
+    let acquiring: Promise<Release> | undefined
     let settled = false
     try {
       if (ticket && ticket.state === 'queued') {
@@ -167,7 +167,7 @@ export class ByteBudget {
       }
       inShare = true
       acquiring = this.#semaphore.acquire(weight)
-      const [, release] = await Promise.race([acquiring, given])
+      const release = await Promise.race([acquiring, given])
       settled = true
       let released = false
       return () => {
@@ -184,7 +184,7 @@ export class ByteBudget {
         // back. The caller's share stays taken until then, so that a caller giving up again and
         // again cannot fill the service-wide queue.
         if (acquiring) {
-          void acquiring.then(([, release]) => {
+          void acquiring.then((release) => {
             release()
             leaveShare()
           })
