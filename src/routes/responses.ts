@@ -27,7 +27,7 @@ const str = (description: string, values?: string[]): HeaderDoc => ({
 })
 const int = (description: string): HeaderDoc => ({ type: 'integer', description })
 
-/** On every answer (the onSend hook in app.ts). */
+/** On every answer (set in app.ts). */
 const REQUEST_ID = {
   'X-Request-Id': str(
     "This request's ID, in logs and sent to Incode; a caller's plain x-request-id is kept.",
