@@ -98,7 +98,22 @@ async function main(): Promise<void> {
   const file = readdirSync(dir).find((f) => f.endsWith('.cpuprofile'))
   if (!file) throw new Error('no .cpuprofile was written')
   const profile = JSON.parse(readFileSync(path.join(dir, file), 'utf8')) as { nodes: ProfileNode[] }
-  const map = new SourceMap(JSON.parse(readFileSync(`${DIST_SERVER}.map`, 'utf8')) as SourceMapPayload)
+  // The bundle is dist/server.js and its chunks (dist/chunks/*.js), each with its own source map.
+  const maps = new Map<string, SourceMap | undefined>()
+  const mapOf = (file: string): SourceMap | undefined => {
+    if (!maps.has(file)) {
+      let map: SourceMap | undefined
+      try {
+        map = new SourceMap(
+          JSON.parse(readFileSync(path.join(REPO_DIR, `${file}.map`), 'utf8')) as SourceMapPayload,
+        )
+      } catch {
+        map = undefined
+      }
+      maps.set(file, map)
+    }
+    return maps.get(file)
+  }
   const self = new Map<string, number>()
   let total = 0
   for (const node of profile.nodes) {
@@ -107,7 +122,8 @@ async function main(): Promise<void> {
     const { functionName, url: where, lineNumber, columnNumber } = node.callFrame
     let short = where.replace(/^file:\/\//, '').replace(REPO_DIR + '/', '')
     let line = lineNumber + 1
-    if (short === 'dist/server.js') {
+    const map = /^dist\/(chunks\/)?[^/]+\.js$/.test(short) ? mapOf(short) : undefined
+    if (map) {
       // Through the bundle's source map to the original file (src/ or node_modules/).
       const entry = map.findEntry(lineNumber, columnNumber)
       if ('originalSource' in entry) {
@@ -121,9 +137,12 @@ async function main(): Promise<void> {
     const key = `${functionName || '(anonymous)'} ${short ? `${short}:${line}` : ''}`.trim()
     self.set(key, (self.get(key) ?? 0) + hits)
   }
-  console.log(`\nself time, top 30 of ${total} samples:`)
+  // Shares of the busy samples: how long the service waited for work depends on the machine.
+  const busy = total - (self.get('(idle)') ?? 0)
+  self.delete('(idle)')
+  console.log(`\nself time, top 30 of ${busy} busy samples (${total - busy} idle left out):`)
   for (const [key, hits] of [...self].sort((a, b) => b[1] - a[1]).slice(0, 30)) {
-    console.log(`${((100 * hits) / total).toFixed(1).padStart(5)}%  ${key}`)
+    console.log(`${((100 * hits) / busy).toFixed(1).padStart(5)}%  ${key}`)
   }
   console.log(`\nprofile: ${path.join(dir, file)}`)
 }

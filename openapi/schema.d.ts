@@ -683,6 +683,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:INTERNAL",
+                     *       "title": "Internal Server Error",
+                     *       "status": 500,
+                     *       "code": "INTERNAL",
+                     *       "detail": "Internal error"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -848,6 +857,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:SCOPE_MISSING",
+                     *       "title": "Forbidden",
+                     *       "status": 403,
+                     *       "code": "SCOPE_MISSING",
+                     *       "detail": "The API key lacks the images:read scope"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -891,6 +909,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:BODY_TOO_LARGE",
+                     *       "title": "Payload Too Large",
+                     *       "status": 413,
+                     *       "code": "BODY_TOO_LARGE",
+                     *       "detail": "The body is larger than the 65536 bytes allowed (BODY_LIMIT_BYTES)"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -908,6 +935,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:UNSUPPORTED_MEDIA_TYPE",
+                     *       "title": "Unsupported Media Type",
+                     *       "status": 415,
+                     *       "code": "UNSUPPORTED_MEDIA_TYPE",
+                     *       "detail": "Bodies must be application/json, not text/plain"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -953,6 +989,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:UPSTREAM_500",
+                     *       "title": "Bad Gateway",
+                     *       "status": 502,
+                     *       "code": "UPSTREAM_500",
+                     *       "detail": "Incode answered 500 on images"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -972,6 +1017,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:OVERLOADED",
+                     *       "title": "Service Unavailable",
+                     *       "status": 503,
+                     *       "code": "OVERLOADED",
+                     *       "detail": "The service is overloaded, retry later"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -989,6 +1043,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:UPSTREAM_TIMEOUT",
+                     *       "title": "Gateway Timeout",
+                     *       "status": 504,
+                     *       "code": "UPSTREAM_TIMEOUT",
+                     *       "detail": "Incode did not answer in time (UND_ERR_HEADERS_TIMEOUT)"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -1115,6 +1178,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:SCOPE_MISSING",
+                     *       "title": "Forbidden",
+                     *       "status": 403,
+                     *       "code": "SCOPE_MISSING",
+                     *       "detail": "The API key lacks the images:read scope"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -1158,6 +1230,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:BODY_TOO_LARGE",
+                     *       "title": "Payload Too Large",
+                     *       "status": 413,
+                     *       "code": "BODY_TOO_LARGE",
+                     *       "detail": "The body is larger than the 65536 bytes allowed (BODY_LIMIT_BYTES)"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -1175,6 +1256,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:UNSUPPORTED_MEDIA_TYPE",
+                     *       "title": "Unsupported Media Type",
+                     *       "status": 415,
+                     *       "code": "UNSUPPORTED_MEDIA_TYPE",
+                     *       "detail": "Bodies must be application/json, not text/plain"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -1220,6 +1310,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:UPSTREAM_500",
+                     *       "title": "Bad Gateway",
+                     *       "status": 502,
+                     *       "code": "UPSTREAM_500",
+                     *       "detail": "Incode answered 500 on images"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -1239,6 +1338,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:OVERLOADED",
+                     *       "title": "Service Unavailable",
+                     *       "status": 503,
+                     *       "code": "OVERLOADED",
+                     *       "detail": "The service is overloaded, retry later"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -1256,6 +1364,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:UPSTREAM_TIMEOUT",
+                     *       "title": "Gateway Timeout",
+                     *       "status": 504,
+                     *       "code": "UPSTREAM_TIMEOUT",
+                     *       "detail": "Incode did not answer in time (UND_ERR_HEADERS_TIMEOUT)"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -1268,7 +1385,7 @@ export interface operations {
             path: {
                 /**
                  * @description Incode interview (session) ID.
-                 * @example 662f1a3b9c4e5d6f7a8b9c02
+                 * @example 662f1a3b9c4e5d6f7a8b9c03
                  */
                 interviewId: string;
             };
@@ -1279,9 +1396,9 @@ export interface operations {
                 /**
                  * @example {
                  *       "images": [
-                 *         "selfie",
                  *         "fullFrameFrontID",
-                 *         "croppedFace"
+                 *         "fullFrameBackID",
+                 *         "croppedSecondIDFace"
                  *       ]
                  *     }
                  */
@@ -1388,6 +1505,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:SCOPE_MISSING",
+                     *       "title": "Forbidden",
+                     *       "status": 403,
+                     *       "code": "SCOPE_MISSING",
+                     *       "detail": "The API key lacks the images:read scope"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -1431,6 +1557,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:BODY_TOO_LARGE",
+                     *       "title": "Payload Too Large",
+                     *       "status": 413,
+                     *       "code": "BODY_TOO_LARGE",
+                     *       "detail": "The body is larger than the 65536 bytes allowed (BODY_LIMIT_BYTES)"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -1448,6 +1583,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:UNSUPPORTED_MEDIA_TYPE",
+                     *       "title": "Unsupported Media Type",
+                     *       "status": 415,
+                     *       "code": "UNSUPPORTED_MEDIA_TYPE",
+                     *       "detail": "Bodies must be application/json, not text/plain"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -1493,6 +1637,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:UPSTREAM_500",
+                     *       "title": "Bad Gateway",
+                     *       "status": 502,
+                     *       "code": "UPSTREAM_500",
+                     *       "detail": "Incode answered 500 on images"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -1512,6 +1665,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:OVERLOADED",
+                     *       "title": "Service Unavailable",
+                     *       "status": 503,
+                     *       "code": "OVERLOADED",
+                     *       "detail": "The service is overloaded, retry later"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -1529,6 +1691,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:UPSTREAM_TIMEOUT",
+                     *       "title": "Gateway Timeout",
+                     *       "status": 504,
+                     *       "code": "UPSTREAM_TIMEOUT",
+                     *       "detail": "Incode did not answer in time (UND_ERR_HEADERS_TIMEOUT)"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -1655,6 +1826,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:SCOPE_MISSING",
+                     *       "title": "Forbidden",
+                     *       "status": 403,
+                     *       "code": "SCOPE_MISSING",
+                     *       "detail": "The API key lacks the images:read scope"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -1698,6 +1878,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:BODY_TOO_LARGE",
+                     *       "title": "Payload Too Large",
+                     *       "status": 413,
+                     *       "code": "BODY_TOO_LARGE",
+                     *       "detail": "The body is larger than the 65536 bytes allowed (BODY_LIMIT_BYTES)"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -1715,6 +1904,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:UNSUPPORTED_MEDIA_TYPE",
+                     *       "title": "Unsupported Media Type",
+                     *       "status": 415,
+                     *       "code": "UNSUPPORTED_MEDIA_TYPE",
+                     *       "detail": "Bodies must be application/json, not text/plain"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -1760,6 +1958,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:UPSTREAM_500",
+                     *       "title": "Bad Gateway",
+                     *       "status": 502,
+                     *       "code": "UPSTREAM_500",
+                     *       "detail": "Incode answered 500 on images"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -1779,6 +1986,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:OVERLOADED",
+                     *       "title": "Service Unavailable",
+                     *       "status": 503,
+                     *       "code": "OVERLOADED",
+                     *       "detail": "The service is overloaded, retry later"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -1796,6 +2012,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:UPSTREAM_TIMEOUT",
+                     *       "title": "Gateway Timeout",
+                     *       "status": 504,
+                     *       "code": "UPSTREAM_TIMEOUT",
+                     *       "detail": "Incode did not answer in time (UND_ERR_HEADERS_TIMEOUT)"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -1852,9 +2077,7 @@ export interface operations {
                     "Cache-Control"?: "no-store, private";
                     [name: string]: unknown;
                 };
-                content: {
-                    "application/json": unknown;
-                };
+                content?: never;
             };
             /** @description The request is invalid (validation, a body that is not JSON): the detail says what to change. */
             400: {
@@ -1922,6 +2145,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:SCOPE_MISSING",
+                     *       "title": "Forbidden",
+                     *       "status": 403,
+                     *       "code": "SCOPE_MISSING",
+                     *       "detail": "The API key lacks the images:read scope"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -1993,6 +2225,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:UPSTREAM_500",
+                     *       "title": "Bad Gateway",
+                     *       "status": 502,
+                     *       "code": "UPSTREAM_500",
+                     *       "detail": "Incode answered 500 on images"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -2012,6 +2253,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:OVERLOADED",
+                     *       "title": "Service Unavailable",
+                     *       "status": 503,
+                     *       "code": "OVERLOADED",
+                     *       "detail": "The service is overloaded, retry later"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -2029,6 +2279,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:UPSTREAM_TIMEOUT",
+                     *       "title": "Gateway Timeout",
+                     *       "status": 504,
+                     *       "code": "UPSTREAM_TIMEOUT",
+                     *       "detail": "Incode did not answer in time (UND_ERR_HEADERS_TIMEOUT)"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -2080,9 +2339,7 @@ export interface operations {
                     "Cache-Control"?: "no-store, private";
                     [name: string]: unknown;
                 };
-                content: {
-                    "application/json": unknown;
-                };
+                content?: never;
             };
             /** @description The request is invalid (validation, a body that is not JSON): the detail says what to change. */
             400: {
@@ -2150,6 +2407,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:SCOPE_MISSING",
+                     *       "title": "Forbidden",
+                     *       "status": 403,
+                     *       "code": "SCOPE_MISSING",
+                     *       "detail": "The API key lacks the images:read scope"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -2221,6 +2487,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:UPSTREAM_500",
+                     *       "title": "Bad Gateway",
+                     *       "status": 502,
+                     *       "code": "UPSTREAM_500",
+                     *       "detail": "Incode answered 500 on images"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -2240,6 +2515,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:OVERLOADED",
+                     *       "title": "Service Unavailable",
+                     *       "status": 503,
+                     *       "code": "OVERLOADED",
+                     *       "detail": "The service is overloaded, retry later"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -2257,6 +2541,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:UPSTREAM_TIMEOUT",
+                     *       "title": "Gateway Timeout",
+                     *       "status": 504,
+                     *       "code": "UPSTREAM_TIMEOUT",
+                     *       "detail": "Incode did not answer in time (UND_ERR_HEADERS_TIMEOUT)"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -2397,6 +2690,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:SCOPE_MISSING",
+                     *       "title": "Forbidden",
+                     *       "status": 403,
+                     *       "code": "SCOPE_MISSING",
+                     *       "detail": "The API key lacks the images:read scope"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -2440,6 +2742,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:BODY_TOO_LARGE",
+                     *       "title": "Payload Too Large",
+                     *       "status": 413,
+                     *       "code": "BODY_TOO_LARGE",
+                     *       "detail": "The body is larger than the 65536 bytes allowed (BODY_LIMIT_BYTES)"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -2457,6 +2768,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:UNSUPPORTED_MEDIA_TYPE",
+                     *       "title": "Unsupported Media Type",
+                     *       "status": 415,
+                     *       "code": "UNSUPPORTED_MEDIA_TYPE",
+                     *       "detail": "Bodies must be application/json, not text/plain"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -2502,6 +2822,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:UPSTREAM_500",
+                     *       "title": "Bad Gateway",
+                     *       "status": 502,
+                     *       "code": "UPSTREAM_500",
+                     *       "detail": "Incode answered 500 on images"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -2521,6 +2850,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:OVERLOADED",
+                     *       "title": "Service Unavailable",
+                     *       "status": 503,
+                     *       "code": "OVERLOADED",
+                     *       "detail": "The service is overloaded, retry later"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -2538,6 +2876,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:UPSTREAM_TIMEOUT",
+                     *       "title": "Gateway Timeout",
+                     *       "status": 504,
+                     *       "code": "UPSTREAM_TIMEOUT",
+                     *       "detail": "Incode did not answer in time (UND_ERR_HEADERS_TIMEOUT)"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -2649,6 +2996,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:SCOPE_MISSING",
+                     *       "title": "Forbidden",
+                     *       "status": 403,
+                     *       "code": "SCOPE_MISSING",
+                     *       "detail": "The API key lacks the images:read scope"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -2666,6 +3022,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:BODY_TOO_LARGE",
+                     *       "title": "Payload Too Large",
+                     *       "status": 413,
+                     *       "code": "BODY_TOO_LARGE",
+                     *       "detail": "The body is larger than the 65536 bytes allowed (BODY_LIMIT_BYTES)"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -2683,6 +3048,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:UNSUPPORTED_MEDIA_TYPE",
+                     *       "title": "Unsupported Media Type",
+                     *       "status": 415,
+                     *       "code": "UNSUPPORTED_MEDIA_TYPE",
+                     *       "detail": "Bodies must be application/json, not text/plain"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -2845,6 +3219,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:SCOPE_MISSING",
+                     *       "title": "Forbidden",
+                     *       "status": 403,
+                     *       "code": "SCOPE_MISSING",
+                     *       "detail": "The API key lacks the images:read scope"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -2888,6 +3271,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:BODY_TOO_LARGE",
+                     *       "title": "Payload Too Large",
+                     *       "status": 413,
+                     *       "code": "BODY_TOO_LARGE",
+                     *       "detail": "The body is larger than the 65536 bytes allowed (BODY_LIMIT_BYTES)"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -2905,6 +3297,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:UNSUPPORTED_MEDIA_TYPE",
+                     *       "title": "Unsupported Media Type",
+                     *       "status": 415,
+                     *       "code": "UNSUPPORTED_MEDIA_TYPE",
+                     *       "detail": "Bodies must be application/json, not text/plain"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -2950,6 +3351,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:UPSTREAM_500",
+                     *       "title": "Bad Gateway",
+                     *       "status": 502,
+                     *       "code": "UPSTREAM_500",
+                     *       "detail": "Incode answered 500 on images"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -2969,6 +3379,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:OVERLOADED",
+                     *       "title": "Service Unavailable",
+                     *       "status": 503,
+                     *       "code": "OVERLOADED",
+                     *       "detail": "The service is overloaded, retry later"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -2986,6 +3405,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:UPSTREAM_TIMEOUT",
+                     *       "title": "Gateway Timeout",
+                     *       "status": 504,
+                     *       "code": "UPSTREAM_TIMEOUT",
+                     *       "detail": "Incode did not answer in time (UND_ERR_HEADERS_TIMEOUT)"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -3064,6 +3492,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "timestamp": 1713571344335,
+                     *       "status": 400,
+                     *       "error": "Bad Request",
+                     *       "message": "body/images/0 must be one of: selfie, croppedFace, …",
+                     *       "path": "/omni/get/images"
+                     *     }
+                     */
                     "application/json": components["schemas"]["IncodeError"];
                 };
             };
@@ -3081,6 +3518,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "timestamp": 1713571344335,
+                     *       "status": 401,
+                     *       "error": "Unauthorized",
+                     *       "message": "Invalid token",
+                     *       "path": "/omni/get/images"
+                     *     }
+                     */
                     "application/json": components["schemas"]["IncodeError"];
                 };
             };
@@ -3098,6 +3544,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "timestamp": 1713571344335,
+                     *       "status": 403,
+                     *       "error": "Forbidden",
+                     *       "message": "The API key lacks the images:read scope",
+                     *       "path": "/omni/get/images"
+                     *     }
+                     */
                     "application/json": components["schemas"]["IncodeError"];
                 };
             };
@@ -3115,6 +3570,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "timestamp": 1713571344335,
+                     *       "status": 404,
+                     *       "error": "Not Found",
+                     *       "message": "Interview not found: Incode knows no interview with this ID",
+                     *       "path": "/omni/get/images"
+                     *     }
+                     */
                     "application/json": components["schemas"]["IncodeError"];
                 };
             };
@@ -3132,6 +3596,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "timestamp": 1713571344335,
+                     *       "status": 413,
+                     *       "error": "Payload Too Large",
+                     *       "message": "The body is larger than the 65536 bytes allowed (BODY_LIMIT_BYTES)",
+                     *       "path": "/omni/get/images"
+                     *     }
+                     */
                     "application/json": components["schemas"]["IncodeError"];
                 };
             };
@@ -3149,6 +3622,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "timestamp": 1713571344335,
+                     *       "status": 415,
+                     *       "error": "Unsupported Media Type",
+                     *       "message": "Bodies must be application/json, not text/plain",
+                     *       "path": "/omni/get/images"
+                     *     }
+                     */
                     "application/json": components["schemas"]["IncodeError"];
                 };
             };
@@ -3168,6 +3650,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "timestamp": 1713571344335,
+                     *       "status": 429,
+                     *       "error": "Too Many Requests",
+                     *       "message": "Rate limit of 100 requests per 1 minute exceeded",
+                     *       "path": "/omni/get/images"
+                     *     }
+                     */
                     "application/json": components["schemas"]["IncodeError"];
                 };
             };
@@ -3185,6 +3676,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "timestamp": 1713571344335,
+                     *       "status": 500,
+                     *       "error": "Internal Server Error",
+                     *       "message": "Internal error",
+                     *       "path": "/omni/get/images"
+                     *     }
+                     */
                     "application/json": components["schemas"]["IncodeError"];
                 };
             };
@@ -3202,6 +3702,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "timestamp": 1713571344335,
+                     *       "status": 502,
+                     *       "error": "Bad Gateway",
+                     *       "message": "Incode answered 500 on images",
+                     *       "path": "/omni/get/images"
+                     *     }
+                     */
                     "application/json": components["schemas"]["IncodeError"];
                 };
             };
@@ -3221,6 +3730,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "timestamp": 1713571344335,
+                     *       "status": 503,
+                     *       "error": "Service Unavailable",
+                     *       "message": "The service is overloaded, retry later",
+                     *       "path": "/omni/get/images"
+                     *     }
+                     */
                     "application/json": components["schemas"]["IncodeError"];
                 };
             };
@@ -3238,6 +3756,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "timestamp": 1713571344335,
+                     *       "status": 504,
+                     *       "error": "Gateway Timeout",
+                     *       "message": "Incode did not answer in time (UND_ERR_HEADERS_TIMEOUT)",
+                     *       "path": "/omni/get/images"
+                     *     }
+                     */
                     "application/json": components["schemas"]["IncodeError"];
                 };
             };
@@ -3263,9 +3790,9 @@ export interface operations {
                 /**
                  * @example {
                  *       "images": [
-                 *         "selfie",
                  *         "fullFrameFrontID",
-                 *         "croppedFace"
+                 *         "fullFrameBackID",
+                 *         "croppedSecondIDFace"
                  *       ]
                  *     }
                  */
@@ -3316,6 +3843,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "timestamp": 1713571344335,
+                     *       "status": 400,
+                     *       "error": "Bad Request",
+                     *       "message": "body/images/0 must be one of: selfie, croppedFace, …",
+                     *       "path": "/omni/get/images"
+                     *     }
+                     */
                     "application/json": components["schemas"]["IncodeError"];
                 };
             };
@@ -3333,6 +3869,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "timestamp": 1713571344335,
+                     *       "status": 401,
+                     *       "error": "Unauthorized",
+                     *       "message": "Invalid token",
+                     *       "path": "/omni/get/images"
+                     *     }
+                     */
                     "application/json": components["schemas"]["IncodeError"];
                 };
             };
@@ -3350,6 +3895,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "timestamp": 1713571344335,
+                     *       "status": 403,
+                     *       "error": "Forbidden",
+                     *       "message": "The API key lacks the images:read scope",
+                     *       "path": "/omni/get/images"
+                     *     }
+                     */
                     "application/json": components["schemas"]["IncodeError"];
                 };
             };
@@ -3367,6 +3921,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "timestamp": 1713571344335,
+                     *       "status": 404,
+                     *       "error": "Not Found",
+                     *       "message": "Interview not found: Incode knows no interview with this ID",
+                     *       "path": "/omni/get/images"
+                     *     }
+                     */
                     "application/json": components["schemas"]["IncodeError"];
                 };
             };
@@ -3384,6 +3947,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "timestamp": 1713571344335,
+                     *       "status": 413,
+                     *       "error": "Payload Too Large",
+                     *       "message": "The body is larger than the 65536 bytes allowed (BODY_LIMIT_BYTES)",
+                     *       "path": "/omni/get/images"
+                     *     }
+                     */
                     "application/json": components["schemas"]["IncodeError"];
                 };
             };
@@ -3401,6 +3973,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "timestamp": 1713571344335,
+                     *       "status": 415,
+                     *       "error": "Unsupported Media Type",
+                     *       "message": "Bodies must be application/json, not text/plain",
+                     *       "path": "/omni/get/images"
+                     *     }
+                     */
                     "application/json": components["schemas"]["IncodeError"];
                 };
             };
@@ -3420,6 +4001,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "timestamp": 1713571344335,
+                     *       "status": 429,
+                     *       "error": "Too Many Requests",
+                     *       "message": "Rate limit of 100 requests per 1 minute exceeded",
+                     *       "path": "/omni/get/images"
+                     *     }
+                     */
                     "application/json": components["schemas"]["IncodeError"];
                 };
             };
@@ -3437,6 +4027,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "timestamp": 1713571344335,
+                     *       "status": 500,
+                     *       "error": "Internal Server Error",
+                     *       "message": "Internal error",
+                     *       "path": "/omni/get/images"
+                     *     }
+                     */
                     "application/json": components["schemas"]["IncodeError"];
                 };
             };
@@ -3454,6 +4053,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "timestamp": 1713571344335,
+                     *       "status": 502,
+                     *       "error": "Bad Gateway",
+                     *       "message": "Incode answered 500 on images",
+                     *       "path": "/omni/get/images"
+                     *     }
+                     */
                     "application/json": components["schemas"]["IncodeError"];
                 };
             };
@@ -3473,6 +4081,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "timestamp": 1713571344335,
+                     *       "status": 503,
+                     *       "error": "Service Unavailable",
+                     *       "message": "The service is overloaded, retry later",
+                     *       "path": "/omni/get/images"
+                     *     }
+                     */
                     "application/json": components["schemas"]["IncodeError"];
                 };
             };
@@ -3490,6 +4107,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "timestamp": 1713571344335,
+                     *       "status": 504,
+                     *       "error": "Gateway Timeout",
+                     *       "message": "Incode did not answer in time (UND_ERR_HEADERS_TIMEOUT)",
+                     *       "path": "/omni/get/images"
+                     *     }
+                     */
                     "application/json": components["schemas"]["IncodeError"];
                 };
             };
@@ -3573,6 +4199,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "timestamp": 1713571344335,
+                     *       "status": 400,
+                     *       "error": "Bad Request",
+                     *       "message": "body/images/0 must be one of: selfie, croppedFace, …",
+                     *       "path": "/omni/get/images"
+                     *     }
+                     */
                     "application/json": components["schemas"]["IncodeError"];
                 };
             };
@@ -3590,6 +4225,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "timestamp": 1713571344335,
+                     *       "status": 401,
+                     *       "error": "Unauthorized",
+                     *       "message": "Invalid token",
+                     *       "path": "/omni/get/images"
+                     *     }
+                     */
                     "application/json": components["schemas"]["IncodeError"];
                 };
             };
@@ -3607,6 +4251,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "timestamp": 1713571344335,
+                     *       "status": 403,
+                     *       "error": "Forbidden",
+                     *       "message": "The API key lacks the images:read scope",
+                     *       "path": "/omni/get/images"
+                     *     }
+                     */
                     "application/json": components["schemas"]["IncodeError"];
                 };
             };
@@ -3624,6 +4277,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "timestamp": 1713571344335,
+                     *       "status": 404,
+                     *       "error": "Not Found",
+                     *       "message": "Interview not found: Incode knows no interview with this ID",
+                     *       "path": "/omni/get/images"
+                     *     }
+                     */
                     "application/json": components["schemas"]["IncodeError"];
                 };
             };
@@ -3641,6 +4303,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "timestamp": 1713571344335,
+                     *       "status": 413,
+                     *       "error": "Payload Too Large",
+                     *       "message": "The body is larger than the 65536 bytes allowed (BODY_LIMIT_BYTES)",
+                     *       "path": "/omni/get/images"
+                     *     }
+                     */
                     "application/json": components["schemas"]["IncodeError"];
                 };
             };
@@ -3658,6 +4329,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "timestamp": 1713571344335,
+                     *       "status": 415,
+                     *       "error": "Unsupported Media Type",
+                     *       "message": "Bodies must be application/json, not text/plain",
+                     *       "path": "/omni/get/images"
+                     *     }
+                     */
                     "application/json": components["schemas"]["IncodeError"];
                 };
             };
@@ -3677,6 +4357,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "timestamp": 1713571344335,
+                     *       "status": 429,
+                     *       "error": "Too Many Requests",
+                     *       "message": "Rate limit of 100 requests per 1 minute exceeded",
+                     *       "path": "/omni/get/images"
+                     *     }
+                     */
                     "application/json": components["schemas"]["IncodeError"];
                 };
             };
@@ -3694,6 +4383,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "timestamp": 1713571344335,
+                     *       "status": 500,
+                     *       "error": "Internal Server Error",
+                     *       "message": "Internal error",
+                     *       "path": "/omni/get/images"
+                     *     }
+                     */
                     "application/json": components["schemas"]["IncodeError"];
                 };
             };
@@ -3711,6 +4409,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "timestamp": 1713571344335,
+                     *       "status": 502,
+                     *       "error": "Bad Gateway",
+                     *       "message": "Incode answered 500 on images",
+                     *       "path": "/omni/get/images"
+                     *     }
+                     */
                     "application/json": components["schemas"]["IncodeError"];
                 };
             };
@@ -3730,6 +4437,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "timestamp": 1713571344335,
+                     *       "status": 503,
+                     *       "error": "Service Unavailable",
+                     *       "message": "The service is overloaded, retry later",
+                     *       "path": "/omni/get/images"
+                     *     }
+                     */
                     "application/json": components["schemas"]["IncodeError"];
                 };
             };
@@ -3747,6 +4463,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "timestamp": 1713571344335,
+                     *       "status": 504,
+                     *       "error": "Gateway Timeout",
+                     *       "message": "Incode did not answer in time (UND_ERR_HEADERS_TIMEOUT)",
+                     *       "path": "/omni/get/images"
+                     *     }
+                     */
                     "application/json": components["schemas"]["IncodeError"];
                 };
             };
@@ -3817,6 +4542,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "timestamp": 1713571344335,
+                     *       "status": 400,
+                     *       "error": "Bad Request",
+                     *       "message": "body/images/0 must be one of: selfie, croppedFace, …",
+                     *       "path": "/omni/get/images"
+                     *     }
+                     */
                     "application/json": components["schemas"]["IncodeError"];
                 };
             };
@@ -3834,6 +4568,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "timestamp": 1713571344335,
+                     *       "status": 401,
+                     *       "error": "Unauthorized",
+                     *       "message": "Invalid token",
+                     *       "path": "/omni/get/images"
+                     *     }
+                     */
                     "application/json": components["schemas"]["IncodeError"];
                 };
             };
@@ -3851,6 +4594,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "timestamp": 1713571344335,
+                     *       "status": 403,
+                     *       "error": "Forbidden",
+                     *       "message": "The API key lacks the images:read scope",
+                     *       "path": "/omni/get/images"
+                     *     }
+                     */
                     "application/json": components["schemas"]["IncodeError"];
                 };
             };
@@ -3868,6 +4620,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "timestamp": 1713571344335,
+                     *       "status": 404,
+                     *       "error": "Not Found",
+                     *       "message": "Interview not found: Incode knows no interview with this ID",
+                     *       "path": "/omni/get/images"
+                     *     }
+                     */
                     "application/json": components["schemas"]["IncodeError"];
                 };
             };
@@ -3885,6 +4646,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "timestamp": 1713571344335,
+                     *       "status": 413,
+                     *       "error": "Payload Too Large",
+                     *       "message": "The body is larger than the 65536 bytes allowed (BODY_LIMIT_BYTES)",
+                     *       "path": "/omni/get/images"
+                     *     }
+                     */
                     "application/json": components["schemas"]["IncodeError"];
                 };
             };
@@ -3902,6 +4672,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "timestamp": 1713571344335,
+                     *       "status": 415,
+                     *       "error": "Unsupported Media Type",
+                     *       "message": "Bodies must be application/json, not text/plain",
+                     *       "path": "/omni/get/images"
+                     *     }
+                     */
                     "application/json": components["schemas"]["IncodeError"];
                 };
             };
@@ -3921,6 +4700,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "timestamp": 1713571344335,
+                     *       "status": 429,
+                     *       "error": "Too Many Requests",
+                     *       "message": "Rate limit of 100 requests per 1 minute exceeded",
+                     *       "path": "/omni/get/images"
+                     *     }
+                     */
                     "application/json": components["schemas"]["IncodeError"];
                 };
             };
@@ -3938,6 +4726,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "timestamp": 1713571344335,
+                     *       "status": 500,
+                     *       "error": "Internal Server Error",
+                     *       "message": "Internal error",
+                     *       "path": "/omni/get/images"
+                     *     }
+                     */
                     "application/json": components["schemas"]["IncodeError"];
                 };
             };
@@ -3955,6 +4752,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "timestamp": 1713571344335,
+                     *       "status": 502,
+                     *       "error": "Bad Gateway",
+                     *       "message": "Incode answered 500 on images",
+                     *       "path": "/omni/get/images"
+                     *     }
+                     */
                     "application/json": components["schemas"]["IncodeError"];
                 };
             };
@@ -3974,6 +4780,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "timestamp": 1713571344335,
+                     *       "status": 503,
+                     *       "error": "Service Unavailable",
+                     *       "message": "The service is overloaded, retry later",
+                     *       "path": "/omni/get/images"
+                     *     }
+                     */
                     "application/json": components["schemas"]["IncodeError"];
                 };
             };
@@ -3991,6 +4806,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "timestamp": 1713571344335,
+                     *       "status": 504,
+                     *       "error": "Gateway Timeout",
+                     *       "message": "Incode did not answer in time (UND_ERR_HEADERS_TIMEOUT)",
+                     *       "path": "/omni/get/images"
+                     *     }
+                     */
                     "application/json": components["schemas"]["IncodeError"];
                 };
             };
@@ -4069,6 +4893,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "timestamp": 1713571344335,
+                     *       "status": 400,
+                     *       "error": "Bad Request",
+                     *       "message": "body/images/0 must be one of: selfie, croppedFace, …",
+                     *       "path": "/omni/get/images"
+                     *     }
+                     */
                     "application/json": components["schemas"]["IncodeError"];
                 };
             };
@@ -4086,6 +4919,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "timestamp": 1713571344335,
+                     *       "status": 401,
+                     *       "error": "Unauthorized",
+                     *       "message": "Invalid token",
+                     *       "path": "/omni/get/images"
+                     *     }
+                     */
                     "application/json": components["schemas"]["IncodeError"];
                 };
             };
@@ -4103,6 +4945,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "timestamp": 1713571344335,
+                     *       "status": 403,
+                     *       "error": "Forbidden",
+                     *       "message": "The API key lacks the images:read scope",
+                     *       "path": "/omni/get/images"
+                     *     }
+                     */
                     "application/json": components["schemas"]["IncodeError"];
                 };
             };
@@ -4120,6 +4971,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "timestamp": 1713571344335,
+                     *       "status": 404,
+                     *       "error": "Not Found",
+                     *       "message": "Interview not found: Incode knows no interview with this ID",
+                     *       "path": "/omni/get/images"
+                     *     }
+                     */
                     "application/json": components["schemas"]["IncodeError"];
                 };
             };
@@ -4137,6 +4997,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "timestamp": 1713571344335,
+                     *       "status": 413,
+                     *       "error": "Payload Too Large",
+                     *       "message": "The body is larger than the 65536 bytes allowed (BODY_LIMIT_BYTES)",
+                     *       "path": "/omni/get/images"
+                     *     }
+                     */
                     "application/json": components["schemas"]["IncodeError"];
                 };
             };
@@ -4154,6 +5023,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "timestamp": 1713571344335,
+                     *       "status": 415,
+                     *       "error": "Unsupported Media Type",
+                     *       "message": "Bodies must be application/json, not text/plain",
+                     *       "path": "/omni/get/images"
+                     *     }
+                     */
                     "application/json": components["schemas"]["IncodeError"];
                 };
             };
@@ -4173,6 +5051,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "timestamp": 1713571344335,
+                     *       "status": 429,
+                     *       "error": "Too Many Requests",
+                     *       "message": "Rate limit of 100 requests per 1 minute exceeded",
+                     *       "path": "/omni/get/images"
+                     *     }
+                     */
                     "application/json": components["schemas"]["IncodeError"];
                 };
             };
@@ -4190,6 +5077,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "timestamp": 1713571344335,
+                     *       "status": 500,
+                     *       "error": "Internal Server Error",
+                     *       "message": "Internal error",
+                     *       "path": "/omni/get/images"
+                     *     }
+                     */
                     "application/json": components["schemas"]["IncodeError"];
                 };
             };
@@ -4207,6 +5103,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "timestamp": 1713571344335,
+                     *       "status": 502,
+                     *       "error": "Bad Gateway",
+                     *       "message": "Incode answered 500 on images",
+                     *       "path": "/omni/get/images"
+                     *     }
+                     */
                     "application/json": components["schemas"]["IncodeError"];
                 };
             };
@@ -4226,6 +5131,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "timestamp": 1713571344335,
+                     *       "status": 503,
+                     *       "error": "Service Unavailable",
+                     *       "message": "The service is overloaded, retry later",
+                     *       "path": "/omni/get/images"
+                     *     }
+                     */
                     "application/json": components["schemas"]["IncodeError"];
                 };
             };
@@ -4243,6 +5157,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "timestamp": 1713571344335,
+                     *       "status": 504,
+                     *       "error": "Gateway Timeout",
+                     *       "message": "Incode did not answer in time (UND_ERR_HEADERS_TIMEOUT)",
+                     *       "path": "/omni/get/images"
+                     *     }
+                     */
                     "application/json": components["schemas"]["IncodeError"];
                 };
             };
@@ -4268,9 +5191,9 @@ export interface operations {
                 /**
                  * @example {
                  *       "images": [
-                 *         "selfie",
                  *         "fullFrameFrontID",
-                 *         "croppedFace"
+                 *         "fullFrameBackID",
+                 *         "croppedSecondIDFace"
                  *       ]
                  *     }
                  */
@@ -4321,6 +5244,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "timestamp": 1713571344335,
+                     *       "status": 400,
+                     *       "error": "Bad Request",
+                     *       "message": "body/images/0 must be one of: selfie, croppedFace, …",
+                     *       "path": "/omni/get/images"
+                     *     }
+                     */
                     "application/json": components["schemas"]["IncodeError"];
                 };
             };
@@ -4338,6 +5270,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "timestamp": 1713571344335,
+                     *       "status": 401,
+                     *       "error": "Unauthorized",
+                     *       "message": "Invalid token",
+                     *       "path": "/omni/get/images"
+                     *     }
+                     */
                     "application/json": components["schemas"]["IncodeError"];
                 };
             };
@@ -4355,6 +5296,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "timestamp": 1713571344335,
+                     *       "status": 403,
+                     *       "error": "Forbidden",
+                     *       "message": "The API key lacks the images:read scope",
+                     *       "path": "/omni/get/images"
+                     *     }
+                     */
                     "application/json": components["schemas"]["IncodeError"];
                 };
             };
@@ -4372,6 +5322,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "timestamp": 1713571344335,
+                     *       "status": 404,
+                     *       "error": "Not Found",
+                     *       "message": "Interview not found: Incode knows no interview with this ID",
+                     *       "path": "/omni/get/images"
+                     *     }
+                     */
                     "application/json": components["schemas"]["IncodeError"];
                 };
             };
@@ -4389,6 +5348,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "timestamp": 1713571344335,
+                     *       "status": 413,
+                     *       "error": "Payload Too Large",
+                     *       "message": "The body is larger than the 65536 bytes allowed (BODY_LIMIT_BYTES)",
+                     *       "path": "/omni/get/images"
+                     *     }
+                     */
                     "application/json": components["schemas"]["IncodeError"];
                 };
             };
@@ -4406,6 +5374,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "timestamp": 1713571344335,
+                     *       "status": 415,
+                     *       "error": "Unsupported Media Type",
+                     *       "message": "Bodies must be application/json, not text/plain",
+                     *       "path": "/omni/get/images"
+                     *     }
+                     */
                     "application/json": components["schemas"]["IncodeError"];
                 };
             };
@@ -4425,6 +5402,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "timestamp": 1713571344335,
+                     *       "status": 429,
+                     *       "error": "Too Many Requests",
+                     *       "message": "Rate limit of 100 requests per 1 minute exceeded",
+                     *       "path": "/omni/get/images"
+                     *     }
+                     */
                     "application/json": components["schemas"]["IncodeError"];
                 };
             };
@@ -4442,6 +5428,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "timestamp": 1713571344335,
+                     *       "status": 500,
+                     *       "error": "Internal Server Error",
+                     *       "message": "Internal error",
+                     *       "path": "/omni/get/images"
+                     *     }
+                     */
                     "application/json": components["schemas"]["IncodeError"];
                 };
             };
@@ -4459,6 +5454,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "timestamp": 1713571344335,
+                     *       "status": 502,
+                     *       "error": "Bad Gateway",
+                     *       "message": "Incode answered 500 on images",
+                     *       "path": "/omni/get/images"
+                     *     }
+                     */
                     "application/json": components["schemas"]["IncodeError"];
                 };
             };
@@ -4478,6 +5482,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "timestamp": 1713571344335,
+                     *       "status": 503,
+                     *       "error": "Service Unavailable",
+                     *       "message": "The service is overloaded, retry later",
+                     *       "path": "/omni/get/images"
+                     *     }
+                     */
                     "application/json": components["schemas"]["IncodeError"];
                 };
             };
@@ -4495,6 +5508,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "timestamp": 1713571344335,
+                     *       "status": 504,
+                     *       "error": "Gateway Timeout",
+                     *       "message": "Incode did not answer in time (UND_ERR_HEADERS_TIMEOUT)",
+                     *       "path": "/omni/get/images"
+                     *     }
+                     */
                     "application/json": components["schemas"]["IncodeError"];
                 };
             };
@@ -4578,6 +5600,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "timestamp": 1713571344335,
+                     *       "status": 400,
+                     *       "error": "Bad Request",
+                     *       "message": "body/images/0 must be one of: selfie, croppedFace, …",
+                     *       "path": "/omni/get/images"
+                     *     }
+                     */
                     "application/json": components["schemas"]["IncodeError"];
                 };
             };
@@ -4595,6 +5626,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "timestamp": 1713571344335,
+                     *       "status": 401,
+                     *       "error": "Unauthorized",
+                     *       "message": "Invalid token",
+                     *       "path": "/omni/get/images"
+                     *     }
+                     */
                     "application/json": components["schemas"]["IncodeError"];
                 };
             };
@@ -4612,6 +5652,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "timestamp": 1713571344335,
+                     *       "status": 403,
+                     *       "error": "Forbidden",
+                     *       "message": "The API key lacks the images:read scope",
+                     *       "path": "/omni/get/images"
+                     *     }
+                     */
                     "application/json": components["schemas"]["IncodeError"];
                 };
             };
@@ -4629,6 +5678,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "timestamp": 1713571344335,
+                     *       "status": 404,
+                     *       "error": "Not Found",
+                     *       "message": "Interview not found: Incode knows no interview with this ID",
+                     *       "path": "/omni/get/images"
+                     *     }
+                     */
                     "application/json": components["schemas"]["IncodeError"];
                 };
             };
@@ -4646,6 +5704,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "timestamp": 1713571344335,
+                     *       "status": 413,
+                     *       "error": "Payload Too Large",
+                     *       "message": "The body is larger than the 65536 bytes allowed (BODY_LIMIT_BYTES)",
+                     *       "path": "/omni/get/images"
+                     *     }
+                     */
                     "application/json": components["schemas"]["IncodeError"];
                 };
             };
@@ -4663,6 +5730,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "timestamp": 1713571344335,
+                     *       "status": 415,
+                     *       "error": "Unsupported Media Type",
+                     *       "message": "Bodies must be application/json, not text/plain",
+                     *       "path": "/omni/get/images"
+                     *     }
+                     */
                     "application/json": components["schemas"]["IncodeError"];
                 };
             };
@@ -4682,6 +5758,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "timestamp": 1713571344335,
+                     *       "status": 429,
+                     *       "error": "Too Many Requests",
+                     *       "message": "Rate limit of 100 requests per 1 minute exceeded",
+                     *       "path": "/omni/get/images"
+                     *     }
+                     */
                     "application/json": components["schemas"]["IncodeError"];
                 };
             };
@@ -4699,6 +5784,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "timestamp": 1713571344335,
+                     *       "status": 500,
+                     *       "error": "Internal Server Error",
+                     *       "message": "Internal error",
+                     *       "path": "/omni/get/images"
+                     *     }
+                     */
                     "application/json": components["schemas"]["IncodeError"];
                 };
             };
@@ -4716,6 +5810,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "timestamp": 1713571344335,
+                     *       "status": 502,
+                     *       "error": "Bad Gateway",
+                     *       "message": "Incode answered 500 on images",
+                     *       "path": "/omni/get/images"
+                     *     }
+                     */
                     "application/json": components["schemas"]["IncodeError"];
                 };
             };
@@ -4735,6 +5838,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "timestamp": 1713571344335,
+                     *       "status": 503,
+                     *       "error": "Service Unavailable",
+                     *       "message": "The service is overloaded, retry later",
+                     *       "path": "/omni/get/images"
+                     *     }
+                     */
                     "application/json": components["schemas"]["IncodeError"];
                 };
             };
@@ -4752,6 +5864,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "timestamp": 1713571344335,
+                     *       "status": 504,
+                     *       "error": "Gateway Timeout",
+                     *       "message": "Incode did not answer in time (UND_ERR_HEADERS_TIMEOUT)",
+                     *       "path": "/omni/get/images"
+                     *     }
+                     */
                     "application/json": components["schemas"]["IncodeError"];
                 };
             };
@@ -4822,6 +5943,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "timestamp": 1713571344335,
+                     *       "status": 400,
+                     *       "error": "Bad Request",
+                     *       "message": "body/images/0 must be one of: selfie, croppedFace, …",
+                     *       "path": "/omni/get/images"
+                     *     }
+                     */
                     "application/json": components["schemas"]["IncodeError"];
                 };
             };
@@ -4839,6 +5969,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "timestamp": 1713571344335,
+                     *       "status": 401,
+                     *       "error": "Unauthorized",
+                     *       "message": "Invalid token",
+                     *       "path": "/omni/get/images"
+                     *     }
+                     */
                     "application/json": components["schemas"]["IncodeError"];
                 };
             };
@@ -4856,6 +5995,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "timestamp": 1713571344335,
+                     *       "status": 403,
+                     *       "error": "Forbidden",
+                     *       "message": "The API key lacks the images:read scope",
+                     *       "path": "/omni/get/images"
+                     *     }
+                     */
                     "application/json": components["schemas"]["IncodeError"];
                 };
             };
@@ -4873,6 +6021,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "timestamp": 1713571344335,
+                     *       "status": 404,
+                     *       "error": "Not Found",
+                     *       "message": "Interview not found: Incode knows no interview with this ID",
+                     *       "path": "/omni/get/images"
+                     *     }
+                     */
                     "application/json": components["schemas"]["IncodeError"];
                 };
             };
@@ -4890,6 +6047,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "timestamp": 1713571344335,
+                     *       "status": 413,
+                     *       "error": "Payload Too Large",
+                     *       "message": "The body is larger than the 65536 bytes allowed (BODY_LIMIT_BYTES)",
+                     *       "path": "/omni/get/images"
+                     *     }
+                     */
                     "application/json": components["schemas"]["IncodeError"];
                 };
             };
@@ -4907,6 +6073,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "timestamp": 1713571344335,
+                     *       "status": 415,
+                     *       "error": "Unsupported Media Type",
+                     *       "message": "Bodies must be application/json, not text/plain",
+                     *       "path": "/omni/get/images"
+                     *     }
+                     */
                     "application/json": components["schemas"]["IncodeError"];
                 };
             };
@@ -4926,6 +6101,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "timestamp": 1713571344335,
+                     *       "status": 429,
+                     *       "error": "Too Many Requests",
+                     *       "message": "Rate limit of 100 requests per 1 minute exceeded",
+                     *       "path": "/omni/get/images"
+                     *     }
+                     */
                     "application/json": components["schemas"]["IncodeError"];
                 };
             };
@@ -4943,6 +6127,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "timestamp": 1713571344335,
+                     *       "status": 500,
+                     *       "error": "Internal Server Error",
+                     *       "message": "Internal error",
+                     *       "path": "/omni/get/images"
+                     *     }
+                     */
                     "application/json": components["schemas"]["IncodeError"];
                 };
             };
@@ -4960,6 +6153,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "timestamp": 1713571344335,
+                     *       "status": 502,
+                     *       "error": "Bad Gateway",
+                     *       "message": "Incode answered 500 on images",
+                     *       "path": "/omni/get/images"
+                     *     }
+                     */
                     "application/json": components["schemas"]["IncodeError"];
                 };
             };
@@ -4979,6 +6181,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "timestamp": 1713571344335,
+                     *       "status": 503,
+                     *       "error": "Service Unavailable",
+                     *       "message": "The service is overloaded, retry later",
+                     *       "path": "/omni/get/images"
+                     *     }
+                     */
                     "application/json": components["schemas"]["IncodeError"];
                 };
             };
@@ -4996,6 +6207,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "timestamp": 1713571344335,
+                     *       "status": 504,
+                     *       "error": "Gateway Timeout",
+                     *       "message": "Incode did not answer in time (UND_ERR_HEADERS_TIMEOUT)",
+                     *       "path": "/omni/get/images"
+                     *     }
+                     */
                     "application/json": components["schemas"]["IncodeError"];
                 };
             };

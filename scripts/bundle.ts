@@ -6,6 +6,7 @@
  * wrote it.
  */
 import { rmSync } from 'node:fs'
+import path from 'node:path'
 import { build, type Plugin } from 'esbuild'
 
 /**
@@ -62,13 +63,35 @@ const undiciParts: Plugin = {
   },
 }
 
+/**
+ * `--untraced DIR` (the bench's `tracing` scenario): the same bundle written to DIR, with the
+ * service's span helpers (src/tracing/spans.ts) replaced by bench/lib/untracedSpans.ts, which runs
+ * each callback with an inert span and never touches the OpenTelemetry API: the service as it was
+ * before tracing, to set beside "tracing off" in one run.
+ */
+const untracedAt = process.argv.indexOf('--untraced')
+const untracedDir = untracedAt === -1 ? undefined : process.argv[untracedAt + 1]
+if (untracedAt !== -1 && !untracedDir) throw new Error('bundle: --untraced needs a directory')
+const outdir = untracedDir ?? 'dist'
+
+const untracedSpans: Plugin = {
+  name: 'untraced-spans',
+  setup(build) {
+    build.onResolve({ filter: /\/tracing\/spans\.js$/ }, (args) =>
+      args.importer.includes('/node_modules/')
+        ? undefined
+        : { path: path.resolve('bench/lib/untracedSpans.ts') },
+    )
+  },
+}
+
 // Chunk names carry a hash of their content: the last build's chunks would otherwise pile up.
-rmSync('dist/chunks', { recursive: true, force: true })
+rmSync(`${outdir}/chunks`, { recursive: true, force: true })
 
 await build({
   // dist/server.js is src/launch.ts (the compile cache), which imports the service (its own chunk).
   entryPoints: [{ in: 'src/launch.ts', out: 'server' }],
-  outdir: 'dist',
+  outdir,
   // Code loaded by a dynamic import() gets its own chunk, read only when that import runs: the
   // OpenTelemetry SDK (only with tracing on, see server.ts) is not parsed at every start.
   splitting: true,
@@ -85,7 +108,7 @@ await build({
   banner: {
     js: "import { createRequire as __createRequire } from 'node:module';\nconst require = __createRequire(import.meta.url);",
   },
-  plugins: [builtinsThroughRequire, undiciParts],
+  plugins: [builtinsThroughRequire, undiciParts, ...(untracedDir ? [untracedSpans] : [])],
   logLevel: 'warning',
   // Less text for V8 to parse at start-up; names are kept, so stack traces stay readable.
   minifyWhitespace: true,

@@ -11,6 +11,7 @@ import errors, { sendError } from './plugins/app/errors.js'
 import { frameworkAnswer } from './plugins/app/frameworkErrors.js'
 import metrics from './plugins/app/metrics.js'
 import notFound from './plugins/app/notFound.js'
+import { lazyChildLogger } from './plugins/app/requestLogger.js'
 import services, { type ServiceOverrides } from './plugins/app/services.js'
 import shutdown from './plugins/app/shutdown.js'
 import limits from './plugins/external/limits.js'
@@ -75,6 +76,8 @@ export function fastifyOptions(config: Config, options: BuildOptions = {}): Fast
       },
       ...(options.logStream ? { stream: options.logStream } : {}),
     },
+    // Each request's child logger is made on its first line written (most requests write none).
+    childLoggerFactory: lazyChildLogger,
     // A caller's x-request-id is kept only when it is a short, plain token: it is logged and sent
     // to Incode, so anything else is replaced by a fresh id.
     requestIdHeader: false,
@@ -92,7 +95,7 @@ export function fastifyOptions(config: Config, options: BuildOptions = {}): Fast
     // Malformed URLs and over-long params are refused by Fastify before routing: answer them
     // through the one error handler's shapes too.
     frameworkErrors: (error, request, reply) => {
-      void sendError(request, reply, frameworkAnswer(error, request))
+      void sendError(request, reply.header('x-request-id', request.id), frameworkAnswer(error, request))
     },
     // Requests Node's HTTP parser refuses (a 100k-character URL): problem+json too.
     clientErrorHandler,
@@ -119,9 +122,11 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
 
   for (const schema of sharedSchemas) app.addSchema(schema)
 
-  app.addHook('onSend', (request, reply, payload, done) => {
+  // Set as the request comes in (errors keep it; frameworkErrors, which runs no hook, sets its
+  // own): an onSend hook for it ran a hook chain on every answer.
+  app.addHook('onRequest', (request, reply, done) => {
     reply.header('x-request-id', request.id)
-    done(null, payload)
+    done()
   })
 
   // First, so that every request is known to it from its first hook on.

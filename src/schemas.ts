@@ -31,6 +31,8 @@ export const ImageTypeSchema = Type.Unsafe<ImageType>({
  * so that Swagger UI's prefilled requests work against `npm run demo` as they stand.
  */
 export const DEMO_INTERVIEW_ID = '662f1a3b9c4e5d6f7a8b9c02'
+/** The demo's two-document seeded session: the second-ID examples' (the small one has no second ID). */
+export const SECOND_ID_DEMO_INTERVIEW_ID = '662f1a3b9c4e5d6f7a8b9c03'
 
 /**
  * An Incode interview ID wherever a request names one (a /v1 path parameter, a drop-in `?id=`):
@@ -41,7 +43,7 @@ export const DEMO_INTERVIEW_ID = '662f1a3b9c4e5d6f7a8b9c02'
  */
 export function interviewIdSchema(
   description: string,
-  options: { emptyMeansAbsent?: boolean; example?: boolean } = {},
+  options: { emptyMeansAbsent?: boolean; example?: boolean | string } = {},
 ) {
   const empty = options.emptyMeansAbsent === true
   return Type.String({
@@ -49,7 +51,9 @@ export function interviewIdSchema(
     maxLength: INTERVIEW_ID_MAX_LENGTH,
     pattern: empty ? INTERVIEW_ID_OR_EMPTY_PATTERN : INTERVIEW_ID_PATTERN,
     description,
-    ...(options.example === false ? {} : { examples: [DEMO_INTERVIEW_ID] }),
+    ...(options.example === false
+      ? {}
+      : { examples: [typeof options.example === 'string' ? options.example : DEMO_INTERVIEW_ID] }),
   })
 }
 

@@ -49,7 +49,7 @@ const WHOLE_REQUEST_STATUSES: ReadonlySet<number> = new Set([400, 401, 403, 404]
  * The code is UPSTREAM_<Incode's status>, so that logs and callers see what Incode said; but a 404
  * on an endpoint that names one interview (images, links, second ID) is Incode not knowing that
  * interview, and says so: INTERVIEW_NOT_FOUND. (The concatenated endpoint also answers 404 for a
- * known interview without images, so its 404 keeps the general code.)
+ * known interview without images, so its 404 keeps the general code, its detail naming both.)
  */
 export function upstreamStatusAnswer(facts: UpstreamStatusFacts): UpstreamStatusAnswer {
   const { status, endpoint, credential } = facts
@@ -63,6 +63,14 @@ export function upstreamStatusAnswer(facts: UpstreamStatusFacts): UpstreamStatus
       status: 404,
       code: 'INTERVIEW_NOT_FOUND',
       message: 'Interview not found: Incode knows no interview with this ID',
+      wholeRequest,
+    }
+  }
+  if (status === 404 && endpoint === 'concatenatedImages') {
+    return {
+      status: 404,
+      code,
+      message: 'Not found: Incode knows no interview with this ID, or it holds none of the images to combine',
       wholeRequest,
     }
   }

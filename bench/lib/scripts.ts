@@ -13,6 +13,7 @@ export const CHILD_SCRIPTS = [
   'contenders/passThrough.ts',
   'contenders/bufferAll.ts',
   'contenders/bare.ts',
+  'contenders/barePlugins.ts',
   'contenders/chunkPipe.ts',
   'clients/loop.ts',
 ] as const

@@ -1,6 +1,18 @@
+import { createHash } from 'node:crypto'
 import { writeFileSync } from 'node:fs'
 import path from 'node:path'
-import { call, serviceHeaders, startScript, stopServer, type Server } from '../lib/stack.js'
+import { loadConfig } from '../../src/config.js'
+import { LINKS_EXAMPLE, imagesBody, InterviewParams } from '../../src/routes/v1/schemas.js'
+import { ImageTypeSchema } from '../../src/schemas.js'
+import {
+  BENCH_API_KEY,
+  call,
+  serviceEnv,
+  serviceHeaders,
+  startScript,
+  stopServer,
+  type Server,
+} from '../lib/stack.js'
 import { fmt, median, ratio, round } from '../lib/stats.js'
 import { groupCpuMs, pinGroup, wrk } from '../lib/wrk.js'
 import {
@@ -26,9 +38,32 @@ interface Contender {
 }
 
 /**
+ * What the "Fastify + the same plugins" contender is started with: the service's own limits, log
+ * level and request schemas (the links route's body and path, with the shared schema they refer
+ * to), from the configuration the service is started with.
+ */
+function barePluginsEnv(ctx: Ctx, bodyFile: string): Record<string, string> {
+  const config = loadConfig(serviceEnv(ctx.sim.url, 0))
+  return {
+    BODY_FILE: bodyFile,
+    API_KEY_SHA256: createHash('sha256').update(BENCH_API_KEY).digest('hex'),
+    RATE_LIMIT_MAX: String(config.RATE_LIMIT_MAX),
+    RATE_LIMIT_WINDOW_MS: String(config.RATE_LIMIT_WINDOW_MS),
+    LOG_LEVEL: config.LOG_LEVEL,
+    SCHEMAS: JSON.stringify({
+      shared: [ImageTypeSchema],
+      body: imagesBody(config.MAX_IMAGES_PER_REQUEST, { example: LINKS_EXAMPLE }),
+      params: InterviewParams,
+    }),
+  }
+}
+
+/**
  * wrk at 50 connections against nginx, the service, a bare Fastify route answering the service's
- * own answer bytes (the ceiling of a Node service), and the pass-through proxy; the service and the
- * bare route under each runtime. wrk on one core, the servers on the other (when there are two).
+ * own answer bytes (the absolute ceiling of a Node service), the same route with the plugins every
+ * request of the service must pay (rate limit, auth, security headers, metrics, request id, body
+ * validation: the ceiling the target is read against), and the pass-through proxy; the service and
+ * both Fastify routes under each runtime. wrk on one core, the servers on the other (two cores).
  */
 export async function linksWarm(ctx: Ctx): Promise<ScenarioResult> {
   const p = ctx.profile.linksWarm
@@ -83,6 +118,15 @@ export async function linksWarm(ctx: Ctx): Promise<ScenarioResult> {
         r.runtime.node,
       )
       bares.push(bare)
+      const withPlugins = await startScript(
+        `bare+plugins${r.suffix}`,
+        ctx.scripts,
+        'contenders/barePlugins.ts',
+        barePluginsEnv(ctx, bodyFile),
+        '/ready',
+        r.runtime.node,
+      )
+      bares.push(withPlugins)
       contenders.push(
         {
           name: `service${r.suffix}`,
@@ -92,6 +136,12 @@ export async function linksWarm(ctx: Ctx): Promise<ScenarioResult> {
           cache: 'service',
         },
         { name: `bare${r.suffix}`, pid: bare.pid, url: serviceLinksUrl(bare.url), headers: serviceHeaders() },
+        {
+          name: `bare+plugins${r.suffix}`,
+          pid: withPlugins.pid,
+          url: serviceLinksUrl(withPlugins.url),
+          headers: serviceHeaders(),
+        },
       )
     }
     // Prime the caches and check that the second answer is a hit.
@@ -151,13 +201,18 @@ export async function linksWarm(ctx: Ctx): Promise<ScenarioResult> {
     const pairs = runtimes.map((r) => {
       const service = m(`service${r.suffix}`)
       const bare = m(`bare${r.suffix}`)
+      const plugins = m(`bare+plugins${r.suffix}`)
       return {
         ...r,
         service,
         bare,
-        ratio: ratio(service, bare),
+        plugins,
+        // The target's ratio: against the route under the same plugins.
+        ratio: ratio(service, plugins),
+        ratioBare: ratio(service, bare),
         serviceCpu: cpu(`service${r.suffix}`),
         bareCpu: cpu(`bare${r.suffix}`),
+        pluginsCpu: cpu(`bare+plugins${r.suffix}`),
       }
     })
     // The target is set on the faster runtime (by the service's own figure).
@@ -168,11 +223,14 @@ export async function linksWarm(ctx: Ctx): Promise<ScenarioResult> {
       bareRps: round(m('bare'), 0),
       nginxRps: round(nginx, 0),
       passThroughRps: round(pass, 0),
+      barePluginsRps: round(m('bare+plugins'), 0),
+      ratioServiceToBarePlugins: round(ratio(m('service'), m('bare+plugins')), 3),
       ratioServiceToBare: round(ratio(m('service'), m('bare')), 3),
       ratioServiceToNginx: round(ratio(m('service'), nginx), 3),
       ratioBareToNginx: round(ratio(m('bare'), nginx), 3),
       serviceCpuUsPerRequest: round(cpu('service'), 1),
       bareCpuUsPerRequest: round(cpu('bare'), 1),
+      barePluginsCpuUsPerRequest: round(cpu('bare+plugins'), 1),
       nginxCpuUsPerRequest: round(cpu('nginx'), 1),
       serviceP99Ms: median(p99.service ?? []),
       nginxP99Ms: median(p99.nginx ?? []),
@@ -186,6 +244,12 @@ export async function linksWarm(ctx: Ctx): Promise<ScenarioResult> {
       figures.service24CpuUsPerRequest = round(cpu('service (Node 24)'), 1)
       figures.bare24CpuUsPerRequest = round(cpu('bare (Node 24)'), 1)
       figures.ratioService24ToBare24 = round(ratio(m('service (Node 24)'), m('bare (Node 24)')), 3)
+      figures.barePlugins24Rps = round(m('bare+plugins (Node 24)'), 0)
+      figures.barePlugins24CpuUsPerRequest = round(cpu('bare+plugins (Node 24)'), 1)
+      figures.ratioService24ToBarePlugins24 = round(
+        ratio(m('service (Node 24)'), m('bare+plugins (Node 24)')),
+        3,
+      )
     }
     return {
       title: 'links, warm cache',
@@ -197,9 +261,9 @@ export async function linksWarm(ctx: Ctx): Promise<ScenarioResult> {
           scenario: `links, warm cache, ${pair.runtime.label} ${pair.runtime.version}`,
           measure: `req/s at ${p.connections} connections (wrk, median of ${p.rounds} × ${p.durationSec} s)`,
           service: fmt(pair.service, 0),
-          comparison: `bare Fastify, same bytes ${fmt(pair.bare, 0)}; CPU per request ${fmt(pair.serviceCpu, 0)} µs vs bare ${fmt(pair.bareCpu, 0)} µs (${fmt(ratio(pair.bareCpu, pair.serviceCpu), 2)} ×); nginx ${fmt(nginx, 0)} (${fmt(ratio(pair.service, nginx), 2)} ×); pass-through (no cache) ${fmt(pass, 0)}`,
-          ratio: `${fmt(pair.ratio, 2)} × bare`,
-          target: counts ? '≥ 0.85 × bare Fastify' : '— (the other runtime is faster)',
+          comparison: `Fastify + the same plugins, same bytes ${fmt(pair.plugins, 0)}; bare Fastify ${fmt(pair.bare, 0)} (${fmt(pair.ratioBare, 2)} ×); CPU per request ${fmt(pair.serviceCpu, 0)} µs vs plugins ${fmt(pair.pluginsCpu, 0)} µs (${fmt(ratio(pair.pluginsCpu, pair.serviceCpu), 2)} ×) vs bare ${fmt(pair.bareCpu, 0)} µs (${fmt(ratio(pair.bareCpu, pair.serviceCpu), 2)} ×); nginx ${fmt(nginx, 0)} (${fmt(ratio(pair.service, nginx), 2)} ×); pass-through (no cache) ${fmt(pass, 0)}`,
+          ratio: `${fmt(pair.ratio, 2)} × plugins, ${fmt(pair.ratioBare, 2)} × bare`,
+          target: counts ? '≥ 0.85 × Fastify + the same plugins' : '— (the other runtime is faster)',
           pass: counts ? ok : true,
         }
       }),

@@ -2,7 +2,8 @@ import { once } from 'node:events'
 import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { autocannon } from '../lib/autocannon.js'
-import { freePort, startChild, waitForStatus } from '../lib/procs.js'
+import path from 'node:path'
+import { freePort, runToEnd, startChild, waitForStatus } from '../lib/procs.js'
 import {
   call,
   REPO_DIR,
@@ -25,6 +26,9 @@ import {
 
 // ---- tracing: warm links with tracing off and on (issue 11) ---------------------------------
 
+/** Tracing off against no tracing code: a ratio at or above this is within the bench's own noise. */
+const OFF_FLOOR = 0.95
+
 /** A sampled trace context from the caller, as a traced frontend would send it. */
 const TRACEPARENT = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01'
 
@@ -44,11 +48,35 @@ async function discardingOtlpSink(): Promise<{ url: string; exports: () => numbe
   return { url: `http://127.0.0.1:${port}`, exports: () => exports, close: () => server.close() }
 }
 
+/** Where `scripts/bundle.ts --untraced` writes the build with no tracing code (git-ignored dist/). */
+const UNTRACED_DIR = path.join(REPO_DIR, 'dist', 'untraced')
+
+/** The service bundled with its span helpers replaced by inert ones (bench/lib/untracedSpans.ts). */
+async function buildUntraced(ctx: Ctx): Promise<string> {
+  ctx.progress('tracing: bundling the service without tracing code (scripts/bundle.ts --untraced)')
+  const tsx = path.join(REPO_DIR, 'node_modules', 'tsx', 'dist', 'cli.mjs')
+  await runToEnd(
+    'bundle-untraced',
+    process.execPath,
+    [tsx, 'scripts/bundle.ts', '--untraced', UNTRACED_DIR],
+    {
+      cwd: REPO_DIR,
+      timeoutMs: 120_000,
+    },
+  )
+  return path.join(UNTRACED_DIR, 'server.js')
+}
+
 /** A fresh service process with `env` added (each contender starts alike, without the run's history). */
-async function startTracedService(ctx: Ctx, name: string, env: Record<string, string>): Promise<Server> {
+async function startTracedService(
+  ctx: Ctx,
+  name: string,
+  env: Record<string, string>,
+  serverJs: string = serviceSetup.serverJs,
+): Promise<Server> {
   const port = await freePort()
   const url = `http://127.0.0.1:${port}`
-  const child = startChild(name, process.execPath, [serviceSetup.serverJs], {
+  const child = startChild(name, process.execPath, [serverJs], {
     cwd: REPO_DIR,
     env: { ...serviceEnv(ctx.sim.url, port), ...env },
   })
@@ -57,15 +85,20 @@ async function startTracedService(ctx: Ctx, name: string, env: Record<string, st
 }
 
 /**
- * The links-warm load (the linksWarm profile) against two fresh service processes side by side:
- * tracing off (the default) and on (OTEL_TRACES_EXPORTER=otlp, every request sampled, spans
- * batched to a local sink that discards them). Every request carries a sampled `traceparent`.
+ * The links-warm load (the linksWarm profile) against three fresh service processes side by side:
+ * tracing off (the default), on (OTEL_TRACES_EXPORTER=otlp, every request sampled, spans batched
+ * to a local sink that discards them), and the same code bundled with no tracing code at all (the
+ * service's span helpers replaced by inert ones: the service before issue 11, as far as tracing
+ * goes), so that "off costs nothing measurable" is a ratio of one run. Every request carries a
+ * sampled `traceparent`.
  */
 export async function tracingOverhead(ctx: Ctx): Promise<ScenarioResult> {
   const p = ctx.profile.linksWarm
   const payload = body(LINK_TYPES)
+  const untracedJs = await buildUntraced(ctx)
   const sink = await discardingOtlpSink()
   const off = await startTracedService(ctx, 'service-tracing-off', {})
+  const untraced = await startTracedService(ctx, 'service-untraced', {}, untracedJs)
   const on = await startTracedService(ctx, 'service-tracing-on', {
     OTEL_TRACES_EXPORTER: 'otlp',
     OTEL_EXPORTER_OTLP_ENDPOINT: sink.url,
@@ -75,6 +108,7 @@ export async function tracingOverhead(ctx: Ctx): Promise<ScenarioResult> {
     const contenders = [
       { name: 'off', url: serviceLinksUrl(off.url) },
       { name: 'on', url: serviceLinksUrl(on.url) },
+      { name: 'untraced', url: serviceLinksUrl(untraced.url) },
     ]
     for (const c of contenders) {
       await call({ method: 'POST', url: c.url, headers, body: payload })
@@ -82,8 +116,8 @@ export async function tracingOverhead(ctx: Ctx): Promise<ScenarioResult> {
       if (second.status !== 200 || second.headers['x-cache'] !== 'HIT')
         throw new Error(`tracing ${c.name}: the links answer was not cached (${second.status})`)
     }
-    const rps: Record<string, number[]> = { off: [], on: [] }
-    const p99: Record<string, number[]> = { off: [], on: [] }
+    const rps: Record<string, number[]> = { off: [], on: [], untraced: [] }
+    const p99: Record<string, number[]> = { off: [], on: [], untraced: [] }
     const problems: string[] = []
     for (let r = 0; r < p.rounds; r++) {
       for (const c of rotate(contenders, r)) {
@@ -105,15 +139,21 @@ export async function tracingOverhead(ctx: Ctx): Promise<ScenarioResult> {
     if (sink.exports() === 0) problems.push('tracing on: no spans reached the OTLP sink')
     const offRps = median(rps.off ?? [])
     const onRps = median(rps.on ?? [])
+    const untracedRps = median(rps.untraced ?? [])
     const r = ratio(onRps, offRps)
+    const offToUntraced = ratio(offRps, untracedRps)
+    // "Nothing measurable": off within the run's own noise of the build without tracing code.
+    const offOk = offToUntraced >= OFF_FLOOR
     const ok = problems.length === 0
     return {
       title: 'tracing, links warm',
-      pass: ok,
+      pass: ok && offOk,
       figures: {
         offRps: round(offRps, 0),
         onRps: round(onRps, 0),
+        untracedRps: round(untracedRps, 0),
         ratioOnToOff: round(r, 3),
+        ratioOffToUntraced: round(offToUntraced, 3),
         offP99Ms: median(p99.off ?? []),
         onP99Ms: median(p99.on ?? []),
         otlpExports: sink.exports(),
@@ -131,12 +171,22 @@ export async function tracingOverhead(ctx: Ctx): Promise<ScenarioResult> {
           target: 'measured (off is the default)',
           pass: ok,
         },
+        {
+          scenario: 'tracing, links warm',
+          measure: `req/s at ${p.connections} connections (median of ${p.rounds})`,
+          service: `off ${fmt(offRps, 0)}`,
+          comparison: `the same service bundled with no tracing code (span helpers inert) ${fmt(untracedRps, 0)}`,
+          ratio: `${fmt(offToUntraced, 2)} × untraced`,
+          target: `off ≥ ${fmt(OFF_FLOOR, 2)} × untraced (nothing measurable)`,
+          pass: ok && offOk,
+        },
       ],
       details: { rps, p99, problems },
     }
   } finally {
     await stopServer(off)
     await stopServer(on)
+    await stopServer(untraced)
     sink.close()
   }
 }

@@ -125,10 +125,24 @@ export function traceIdOf(traceparent: string | string[] | undefined): string | 
 
 const ASKED_MAX_ITEMS = 256
 
+const TYPE_ORDER = new Map<unknown, number>(IMAGE_TYPES.map((t, i) => [t, i]))
+
+/** Whether `items` are known image types, each once, already in the one type order (the usual list). */
+function inTypeOrder(items: readonly unknown[]): boolean {
+  let last = -1
+  for (const item of items) {
+    const at = TYPE_ORDER.get(item)
+    if (at === undefined || at <= last) return false
+    last = at
+  }
+  return true
+}
+
 /** Known image types of a body's `images`, folded, in the one type order; undefined when it holds none. */
 function askedTypes(images: unknown): ImageType[] | undefined {
   // A list this long was refused by validation: nothing worth walking.
   if (!Array.isArray(images) || images.length > ASKED_MAX_ITEMS) return undefined
+  if (images.length > 0 && inTypeOrder(images)) return (images as readonly ImageType[]).slice()
   const asked = new Set<ImageType>()
   for (const item of images) if (isImageType(item)) asked.add(item)
   return asked.size === 0 ? undefined : IMAGE_TYPES.filter((t) => asked.has(t))
@@ -159,7 +173,16 @@ function requestIdFor(id: string): string {
 /** The types of `types`, each once, in the one type order. */
 function unique(types: readonly ImageType[]): ImageType[] {
   if (types.length === 0) return []
+  if (inTypeOrder(types)) return types.slice()
   return IMAGE_TYPES.filter((t) => types.includes(t))
+}
+
+/** The last event's time, as text: under load many answers end within one millisecond. */
+let lastTime = { ms: Number.NaN, text: '' }
+
+function isoTime(ms: number): string {
+  if (ms !== lastTime.ms) lastTime = { ms, text: new Date(ms).toISOString() }
+  return lastTime.text
 }
 
 /** One request's access event, from what was gathered about it. */
@@ -175,7 +198,7 @@ export function buildAccessEvent(facts: AccessFacts): AccessEvent {
   // written on every image and link request.
   const event: AccessEvent = {
     log: 'access',
-    time: new Date(facts.endedAtMs).toISOString(),
+    time: isoTime(facts.endedAtMs),
     requestId: requestIdFor(facts.requestId),
   } as AccessEvent
   if (traceId !== undefined) event.traceId = traceId

@@ -15,7 +15,7 @@ import {
   sessionCaller,
 } from './context.js'
 import { BODY_OPTIONAL, imagesAnswer, incodeErrorAnswers, linksAnswer } from './responses.js'
-import { IMAGES_EXAMPLE, LINKS_EXAMPLE } from './v1/schemas.js'
+import { IMAGES_EXAMPLE, LINKS_EXAMPLE, SECOND_ID_EXAMPLE } from './v1/schemas.js'
 
 // The interview ID in the form the /v1 routes take it; an empty `?id=` counts as none, as on Incode.
 const queryOf = (description: string) =>
@@ -62,6 +62,7 @@ const dropInRoutes: FastifyPluginAsyncTypebox = async (app) => {
   })
   const Body = Type.Object({ images }, { examples: [IMAGES_EXAMPLE] })
   const LinksBody = Type.Object({ images }, { examples: [LINKS_EXAMPLE] })
+  const SecondIdBody = Type.Object({ images }, { examples: [SECOND_ID_EXAMPLE] })
   const OptionalBody = Type.Object({ images: Type.Optional(images) }, { examples: [{}] })
   const FlatImages = imagesAnswer(
     'Image type → base64, as Incode answers.',
@@ -150,7 +151,7 @@ const dropInRoutes: FastifyPluginAsyncTypebox = async (app) => {
             description: `${how} Requests over Incode's 10 MB answer cap are split and merged behind it.`,
             zero,
           },
-          Body,
+          endpoint === 'secondIdImages' ? SecondIdBody : Body,
           FlatImages,
         ),
         async (request, reply) => {

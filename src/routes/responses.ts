@@ -27,7 +27,7 @@ const str = (description: string, values?: string[]): HeaderDoc => ({
 })
 const int = (description: string): HeaderDoc => ({ type: 'integer', description })
 
-/** On every answer (the onSend hook in app.ts). */
+/** On every answer (set in app.ts). */
 const REQUEST_ID = {
   'X-Request-Id': str(
     "This request's ID, in logs and sent to Incode; a caller's plain x-request-id is kept.",
@@ -90,9 +90,18 @@ export function imageBytesAnswer(description: string): Documented {
   })
 }
 
-/** 304 Not Modified to a conditional request: no body. */
-export function notModifiedAnswer(description: string): Pick<Documented, 'description' | 'headers'> {
-  return { description, headers: { ...REQUEST_ID, ETag: str('The current entity tag.'), ...CACHE_CONTROL } }
+/**
+ * 304 Not Modified to a conditional request: no body. `type: 'null'` is how @fastify/swagger
+ * documents a response without content (a schema of headers alone became an application/json body).
+ */
+export function notModifiedAnswer(
+  description: string,
+): Pick<Documented, 'description' | 'headers'> & { type: 'null' } {
+  return {
+    type: 'null',
+    description,
+    headers: { ...REQUEST_ID, ETag: str('The current entity tag.'), ...CACHE_CONTROL },
+  }
 }
 
 /** A links success: also says whether the cache answered. */
@@ -142,11 +151,42 @@ function errorHeaders(status: ErrorStatus, rateLimited: boolean): Record<string,
   }
 }
 
-const PROBLEM_EXAMPLES: Partial<Record<ErrorStatus, { code: string; detail: string }>> = {
+/** One example per error status, each a real answer of the service (code and detail as it sends them). */
+const PROBLEM_EXAMPLES: Record<ErrorStatus, { code: string; detail: string }> = {
   400: { code: 'VALIDATION_FAILED', detail: 'body/images/0 must be one of: selfie, croppedFace, …' },
   401: { code: 'API_KEY_MISSING', detail: 'An API key is required in x-api-key' },
+  403: { code: 'SCOPE_MISSING', detail: 'The API key lacks the images:read scope' },
   404: { code: 'INTERVIEW_NOT_FOUND', detail: 'Interview not found: Incode knows no interview with this ID' },
+  413: {
+    code: 'BODY_TOO_LARGE',
+    detail: 'The body is larger than the 65536 bytes allowed (BODY_LIMIT_BYTES)',
+  },
+  415: { code: 'UNSUPPORTED_MEDIA_TYPE', detail: 'Bodies must be application/json, not text/plain' },
   429: { code: 'RATE_LIMITED', detail: 'Rate limit of 100 requests per 1 minute exceeded' },
+  500: { code: 'INTERNAL', detail: 'Internal error' },
+  502: { code: 'UPSTREAM_500', detail: 'Incode answered 500 on images' },
+  503: { code: 'OVERLOADED', detail: 'The service is overloaded, retry later' },
+  504: { code: 'UPSTREAM_TIMEOUT', detail: 'Incode did not answer in time (UND_ERR_HEADERS_TIMEOUT)' },
+}
+
+function problemExample(status: ErrorStatus) {
+  return {
+    type: `urn:problem:${PROBLEM_EXAMPLES[status].code}`,
+    title: STATUS_CODES[status],
+    status,
+    ...PROBLEM_EXAMPLES[status],
+  }
+}
+
+/** Incode's error body, as the drop-in paths answer it (Incode's own words where it sends them). */
+function incodeErrorExample(status: ErrorStatus) {
+  return {
+    timestamp: 1713571344335,
+    status,
+    error: STATUS_CODES[status] ?? 'Error',
+    message: status === 401 ? 'Invalid token' : PROBLEM_EXAMPLES[status].detail,
+    path: '/omni/get/images',
+  }
 }
 
 /** /v1 error answers: RFC 9457 problem+json, with the headers each one carries. */
@@ -156,28 +196,28 @@ export function problemAnswers<S extends ErrorStatus>(
 ): Record<S, Documented> {
   const out = {} as Record<S, Documented>
   for (const status of statuses) {
-    const known = PROBLEM_EXAMPLES[status]
-    const example = known
-      ? { type: `urn:problem:${known.code}`, title: STATUS_CODES[status], status, ...known }
-      : undefined
     out[status] = answer(
       ERROR_MEANINGS[status],
       'application/problem+json',
       ProblemRef,
       errorHeaders(status, options.rateLimited !== false),
-      example,
+      problemExample(status),
     )
   }
   return out
 }
 
 /** One problem+json answer with its own description (an unexpected failure of a probe, say). */
-export function problemAnswer(description: string, options: { rateLimited?: boolean } = {}): Documented {
+export function problemAnswer(
+  description: string,
+  options: { rateLimited?: boolean; status?: ErrorStatus } = {},
+): Documented {
   return answer(
     description,
     'application/problem+json',
     ProblemRef,
     options.rateLimited === false ? {} : RATE_LIMIT,
+    problemExample(options.status ?? 500),
   )
 }
 
@@ -190,6 +230,7 @@ export function incodeErrorAnswers<S extends ErrorStatus>(statuses: readonly S[]
       'application/json',
       IncodeErrorRef,
       errorHeaders(status, true),
+      incodeErrorExample(status),
     )
   }
   return out

@@ -1,6 +1,7 @@
 import type { Readable } from 'node:stream'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { Caller } from '../domain/calls.js'
+import { recordServedTypes } from '../domain/accessEvent.js'
 import type { ImageType } from '../domain/imageTypes.js'
 import { classifyChunk } from '../domain/imagesMerge.js'
 import { isJpeg, noneMatchFails, strongEtag } from '../domain/jpegImage.js'
@@ -65,7 +66,10 @@ export async function singleImage(
         base64 = json?.subarray(1, json.length - 1)
       },
     })
+    // For the access trail: the one type, served, missing or failed.
+    request.accessRecord?.failed.push(...outcome.failures.keys())
     if (outcome.answered === 0 && outcome.firstError) throw outcome.firstError
+    recordServedTypes(request.accessRecord, types, new Set(base64 === undefined ? [] : types))
     if (base64 === undefined) {
       throw new NotFoundError(`The session has no ${wanted.type} image`, 'IMAGE_NOT_FOUND')
     }

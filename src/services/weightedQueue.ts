@@ -7,6 +7,7 @@
  */
 export class WeightedQueue {
   #value: number
+  readonly #capacity: number
   /** Waiters in order (as many as reservations in flight: a few hundred at most). */
   readonly #queue: Array<{ weight: number; resolve: (release: () => void) => void }> = []
 
@@ -14,6 +15,7 @@ export class WeightedQueue {
     if (!Number.isSafeInteger(capacity) || capacity < 1)
       throw new RangeError(`WeightedQueue: capacity must be a positive integer, got ${String(capacity)}`)
     this.#value = capacity
+    this.#capacity = capacity
   }
 
   /** Free weight right now. */
@@ -26,8 +28,10 @@ export class WeightedQueue {
    * is admitted; calling the release more than once gives the weight back once.
    */
   acquire(weight: number): Promise<() => void> {
-    if (!Number.isSafeInteger(weight) || weight < 1)
-      throw new RangeError(`WeightedQueue: weight must be a positive integer, got ${String(weight)}`)
+    if (!Number.isSafeInteger(weight) || weight < 1 || weight > this.#capacity)
+      throw new RangeError(
+        `WeightedQueue: weight must be a positive integer up to ${String(this.#capacity)}, got ${String(weight)}`,
+      )
     return new Promise((resolve) => {
       this.#queue.push({ weight, resolve })
       this.#dispatch()

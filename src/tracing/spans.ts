@@ -35,7 +35,10 @@ export function inSpan<T>(name: string, fn: (span: Span) => Promise<T>): Promise
  */
 export function startSpan(name: string): { span: Span; context: Context } {
   const span = trace.getTracer(TRACER_NAME).startSpan(name)
-  return { span, context: trace.setSpan(context.active(), span) }
+  const active = context.active()
+  // A span that records nothing (tracing off, or not sampled) has no children to parent: the
+  // active context serves as well, without a new one built on every warm lookup.
+  return { span, context: span.isRecording() ? trace.setSpan(active, span) : active }
 }
 
 export function markFailed(span: Span, err: unknown): void {

@@ -26,7 +26,7 @@ function requestIdOf(res: LightMyRequestResponse): string {
 const tokenCaller = (token: string) => `token:${tokenHash(token).slice(0, 16)}`
 
 interface Case {
-  method: 'POST' | 'DELETE'
+  method: 'POST' | 'DELETE' | 'GET'
   url: string
   route: string
   headers: Record<string, string>
@@ -122,6 +122,34 @@ function cases(harness: Harness): Case[] {
       expect: { ...ok, ...linksSeen, caller: tokenCaller(smallToken), interviewId: small, cache: 'MISS' },
     },
     {
+      method: 'GET',
+      url: `/v1/sessions/${small}/images/selfie`,
+      route: 'GET /v1/sessions/:interviewId/images/:type',
+      headers: { 'x-api-key': PARTNER_KEY },
+      expect: {
+        ...ok,
+        caller: partner,
+        interviewId: small,
+        asked: ['selfie'],
+        served: ['selfie'],
+        missing: [],
+      },
+    },
+    {
+      method: 'GET',
+      url: '/v1/session/images/selfie',
+      route: 'GET /v1/session/images/:type',
+      headers: { 'x-incode-session-token': smallToken },
+      expect: {
+        ...ok,
+        caller: tokenCaller(smallToken),
+        interviewId: small,
+        asked: ['selfie'],
+        served: ['selfie'],
+        missing: [],
+      },
+    },
+    {
       method: 'DELETE',
       url: `/v1/sessions/${small}/image-links`,
       route: 'DELETE /v1/sessions/:interviewId/image-links',
@@ -201,7 +229,7 @@ void t.test('every image and link route writes one event with the right fields',
     if (!('asked' in c.expect) && (c.body as { images?: unknown } | undefined)?.images === undefined)
       t.notOk('asked' in event, `${c.url}: nothing asked, nothing listed`)
   }
-  t.equal(seenRoutes.size, 15, 'the 7 /v1 routes and the 8 drop-in paths each have their event')
+  t.equal(seenRoutes.size, 17, 'the 9 /v1 routes and the 8 drop-in paths each have their event')
   t.equal(harness.trail().length, cases(harness).length, 'one event per request, no more')
 
   const probe = await app.inject({ method: 'GET', url: '/healthz' })
@@ -231,6 +259,43 @@ void t.test('every image and link route writes one event with the right fields',
   for (const secret of [PARTNER_KEY, simulator.sessionToken(small), simulator.sessionToken(secondId)])
     t.notOk(text.includes(secret), 'no credential')
   t.notOk(/\?|id=/.test(text), 'no query string')
+})
+
+void t.test('the single-image routes: the type asked, and missing or failed when not served', async (t) => {
+  // fullFrameFrontID of the full session (~4.7 MB as base64) alone exceeds this cap.
+  const harness = await build(t, { simulator: { responseCapBytes: 4_500_000 } })
+  const get = (url: string) =>
+    harness.app.inject({ method: 'GET', url, headers: { 'x-api-key': PARTNER_KEY } })
+  const lacking = await get(`/v1/sessions/${small}/images/fullFrameBackID`)
+  t.equal(lacking.statusCode, 404, 'a type the session lacks: 404')
+  t.match(
+    await eventFor(harness, requestIdOf(lacking)),
+    {
+      status: 404,
+      code: 'IMAGE_NOT_FOUND',
+      outcome: 'refused',
+      asked: ['fullFrameBackID'],
+      served: [],
+      missing: ['fullFrameBackID'],
+      failed: [],
+    },
+    'a type the session lacks is recorded as asked and missing',
+  )
+  const tooLarge = await get(`/v1/sessions/${full}/images/fullFrameFrontID`)
+  t.equal(tooLarge.statusCode, 502, 'a type too large alone: 502')
+  t.match(
+    await eventFor(harness, requestIdOf(tooLarge)),
+    {
+      status: 502,
+      code: 'IMAGE_TOO_LARGE',
+      outcome: 'failed',
+      asked: ['fullFrameFrontID'],
+      served: [],
+      missing: [],
+      failed: ['fullFrameFrontID'],
+    },
+    'a type too large alone is recorded as asked and failed',
+  )
 })
 
 void t.test('refused calls are recorded: 401, 403, and the rate limiter’s 429', async (t) => {

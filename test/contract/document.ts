@@ -147,6 +147,17 @@ export class ContractChecker {
     )
   }
 
+  /** Asserts that a documented example is valid against the schema it illustrates. */
+  checkExample(t: Test, where: string, media: MediaDoc): void {
+    if (!media.schema) return
+    const validate = this.#validator(`example ${where}`, media.schema)
+    const valid = validate(media.example)
+    t.ok(
+      valid,
+      `${where}: the example matches its schema${valid ? '' : `: ${this.#ajv.errorsText(validate.errors)}`}`,
+    )
+  }
+
   /**
    * Documented headers: on a success every one is sent (Retry-After only where it says so); on an
    * error, those sent match their schema.

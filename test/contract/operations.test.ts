@@ -5,9 +5,9 @@
  * body must be what the document lists. The operations come from the document, so a route added
  * later is called too, or fails here if the document does not say enough to call it.
  */
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { build, type Harness } from '../helpers/build.js'
-import { ContractChecker, operationsOf, type Document, type Operation } from './document.js'
+import { ContractChecker, operationsOf, type Answer, type Document, type Operation } from './document.js'
 import { credentials, invalidCases, send, validRequest, type Request } from './requests.js'
 
 /**
@@ -31,6 +31,27 @@ for (const id of [
   'incodeGetConcatenatedImagesZero',
 ]) {
   STATED[id] = [{ name: 'no body (documented as optional)', change: noBody, status: 200 }]
+}
+
+/**
+ * What a /v1 example must show a person pressing Execute in Swagger UI: some image, and a link
+ * for every type a links example asks for (a 200 with everything missing works, but shows nothing).
+ */
+function exampleShows(t: Test, operation: Operation, request: Request, answer: Answer): void {
+  if (!operation.path.startsWith('/v1/') || answer.status !== 200) return
+  if (!String(answer.headers['content-type']).startsWith('application/json')) return
+  const body = JSON.parse(answer.body) as { images?: Record<string, { url?: unknown } | string> }
+  if (body.images === undefined) return
+  const asked = (JSON.parse(request.payload ?? '{}') as { images?: string[] }).images ?? []
+  if (/Links$/.test(operation.id)) {
+    t.same(
+      asked.filter((type) => typeof (body.images?.[type] as { url?: unknown } | undefined)?.url !== 'string'),
+      [],
+      `${operation.id}: the example's every type has a link`,
+    )
+  } else {
+    t.ok(Object.keys(body.images).length > 0, `${operation.id}: the example serves images`)
+  }
 }
 
 async function documentOf(harness: Harness): Promise<{ document: Document; operations: Operation[] }> {
@@ -63,6 +84,7 @@ t.test('every operation: its example works, refusals are the documented ones', a
       `${operation.id}: the documented example succeeds (${answer.status})`,
     )
     checker.check(t, operation, answer, 'the documented example')
+    exampleShows(t, operation, valid, answer)
 
     const cases = invalidCases(document, operation, valid, {
       bodyLimitBytes: harness.config.BODY_LIMIT_BYTES,
@@ -114,10 +136,17 @@ t.test('an unknown interview: 404, documented, and saying so', async (t) => {
     const answer = await send(harness.app, request)
     t.equal(answer.status, 404, `${operation.id}: 404`)
     checker.check(t, operation, answer, 'an unknown interview')
+    const problem = JSON.parse(answer.body) as { code: string; detail: string }
     if (operation.id !== 'getSessionConcatenatedImage') {
-      const problem = JSON.parse(answer.body) as { code: string; detail: string }
       t.equal(problem.code, 'INTERVIEW_NOT_FOUND', `${operation.id}: the code says the interview is unknown`)
       t.match(problem.detail, /^Interview not found/, `${operation.id}: so does the detail`)
+    } else {
+      // Incode's concatenated endpoint answers 404 for a known interview without images too.
+      t.match(
+        problem.detail,
+        /no interview with this ID/,
+        `${operation.id}: the detail names the unknown interview`,
+      )
     }
   }
 })
@@ -145,4 +174,51 @@ t.test('rate limited: 429 answers are documented on every limited operation', as
     t.ok(again.headers['retry-after'], `${operation.id}: 429 says when to retry`)
     checker.check(t, operation, again, 'over the rate limit')
   }
+})
+
+t.test('a conditional request: 304 with no body, as documented', async (t) => {
+  const harness = await build(t)
+  const { document, operations } = await documentOf(harness)
+  const checker = new ContractChecker(document)
+  const conditional = operations.filter((operation) =>
+    (operation.doc.parameters ?? []).some((parameter) => parameter.name.toLowerCase() === 'if-none-match'),
+  )
+  t.ok(conditional.length >= 2, `operations taking If-None-Match found (${conditional.length})`)
+  for (const operation of conditional) {
+    const valid = validRequest(document, operation, credentials(harness.simulator))
+    if (typeof valid === 'string') {
+      t.fail(`${operation.id}: ${valid}`)
+      continue
+    }
+    const { 'if-none-match': _example, ...headers } = valid.headers
+    const first = await send(harness.app, { ...valid, headers })
+    t.equal(first.status, 200, `${operation.id}: 200 first`)
+    const etag = String(first.headers.etag)
+    const again = await send(harness.app, { ...valid, headers: { ...headers, 'if-none-match': etag } })
+    t.equal(again.status, 304, `${operation.id}: If-None-Match with its ETag, 304`)
+    checker.check(t, operation, again, 'If-None-Match with the current ETag')
+  }
+})
+
+t.test('every documented JSON answer has an example, and the example matches its schema', async (t) => {
+  const harness = await build(t)
+  const { document, operations } = await documentOf(harness)
+  const checker = new ContractChecker(document)
+  let checked = 0
+  for (const operation of operations) {
+    for (const [status, response] of Object.entries(operation.doc.responses)) {
+      for (const [mediaType, media] of Object.entries(response.content ?? {})) {
+        // Bytes (the JPEG answers) have no example a document can hold.
+        if (!/json$/.test(mediaType)) continue
+        const where = `${operation.id} ${status} ${mediaType}`
+        if (media.example === undefined) {
+          t.fail(`${where} has an example`)
+          continue
+        }
+        checker.checkExample(t, where, media)
+        checked++
+      }
+    }
+  }
+  t.ok(checked > 100, `${checked} examples checked`)
 })

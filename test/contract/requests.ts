@@ -116,6 +116,14 @@ export function invalidCases(
     cases.push({ name: `an invalid ${parameter.name}`, request: { ...valid, url }, status: 400 })
   }
   const json = { ...valid.headers, 'content-type': 'application/json' }
+  if (operation.doc.requestBody?.required === true) {
+    const { 'content-type': _type, ...headers } = valid.headers
+    cases.push({
+      name: 'no body where the document requires one',
+      request: { method: valid.method, url: valid.url, headers },
+      status: 400,
+    })
+  }
   if (operation.doc.requestBody) {
     cases.push(
       {

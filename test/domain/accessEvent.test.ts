@@ -197,3 +197,31 @@ void t.test('the line is the event as JSON, fields in one order whatever is pres
     'absent fields are left out, not written as null or undefined',
   )
 })
+
+void t.test(
+  'lists already in the type order are taken as they are; others are folded and ordered',
+  async (t) => {
+    const asked = ['selfie', 'document', 'signature']
+    const record = newAccessRecord()
+    record.served.push('selfie', 'document')
+    record.missing.push('signature', 'signature')
+    const event = buildAccessEvent(facts({ record, askedImages: asked }))
+    t.same(event.asked, ['selfie', 'document', 'signature'], 'an ordered list is kept')
+    t.same(event.served, ['selfie', 'document'], 'ordered served types are kept')
+    t.same(event.missing, ['signature'], 'a repeated type is folded even when in order')
+    asked.push('croppedFace')
+    record.served.push('croppedFace')
+    t.same(event.asked, ['selfie', 'document', 'signature'], 'the event holds its own copy of asked')
+    t.same(event.served, ['selfie', 'document'], 'and of served')
+    const same = buildAccessEvent(facts({ askedImages: ['document', 'selfie', 'nope'] }))
+    t.same(
+      same.asked,
+      ['selfie', 'document'],
+      'an unordered list with an unknown item is ordered and cleaned',
+    )
+    const again = buildAccessEvent(facts())
+    t.equal(again.time, event.time, 'the same millisecond reads as the same time')
+    const later = buildAccessEvent(facts({ endedAtMs: Date.UTC(2026, 10, 29, 12, 0, 1, 0) }))
+    t.equal(later.time, '2026-11-29T12:00:01.000Z', 'another millisecond has its own time')
+  },
+)

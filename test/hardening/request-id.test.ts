@@ -27,3 +27,41 @@ t.test('a credential-shaped x-request-id is replaced; a plain one is kept', asyn
   const plain = await ask('order-1234')
   t.equal(plain.headers['x-request-id'], 'order-1234', 'a plain ID is kept')
 })
+
+t.test(
+  'every answer carries its request id: served, refused, invalid, not found, a malformed URL',
+  async (t) => {
+    const { app } = await build(t)
+    const links = `/v1/sessions/${SEEDED_INTERVIEW_IDS.small}/image-links`
+    const answers = {
+      served: await app.inject({
+        method: 'POST',
+        url: links,
+        headers: partnerHeaders(),
+        payload: { images: ['selfie'] },
+      }),
+      'no key': await app.inject({ method: 'POST', url: links, payload: { images: ['selfie'] } }),
+      'invalid body': await app.inject({
+        method: 'POST',
+        url: links,
+        headers: partnerHeaders(),
+        payload: { images: ['selfy'] },
+      }),
+      'not found': await app.inject({ method: 'GET', url: '/v1/nowhere' }),
+      'malformed URL': await app.inject({ method: 'GET', url: '/v1/sessions/%zz/images' }),
+    }
+    for (const [kind, res] of Object.entries(answers)) {
+      t.match(
+        String(res.headers['x-request-id']),
+        /^[0-9a-f-]{36}$/,
+        `${kind} (${res.statusCode}): a request id`,
+      )
+    }
+    const kept = await app.inject({
+      method: 'GET',
+      url: '/v1/sessions/%zz/images',
+      headers: { 'x-request-id': 'order-77' },
+    })
+    t.equal(kept.headers['x-request-id'], 'order-77', "a malformed URL's answer keeps the caller's plain id")
+  },
+)

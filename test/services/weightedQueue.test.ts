@@ -27,6 +27,11 @@ t.test('weights that are not positive integers are refused', async (t) => {
   const queue = new WeightedQueue(4)
   t.throws(() => queue.acquire(0), RangeError, 'zero')
   t.throws(() => queue.acquire(1.5), RangeError, 'a fraction')
+  t.throws(
+    () => queue.acquire(queue.getValue() + 1),
+    RangeError,
+    'more than the whole capacity (it would wait forever)',
+  )
   t.throws(() => new WeightedQueue(0), RangeError, 'no capacity')
 })
 

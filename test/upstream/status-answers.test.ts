@@ -59,6 +59,11 @@ void t.test('a 404 on an interview endpoint says the interview was not found', a
     credential: 'admin-token',
   })
   t.equal(concatenated.code, 'UPSTREAM_404', 'the concatenated endpoint keeps the general code')
+  t.match(
+    concatenated.message,
+    /^Not found: Incode knows no interview with this ID, or it holds none of the images to combine/,
+    'the concatenated detail says what its 404 means, not that Incode failed',
+  )
 })
 
 void t.test('the messages name the endpoint, or the failed log-in', async (t) => {

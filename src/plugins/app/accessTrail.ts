@@ -78,6 +78,14 @@ function interviewIdsOf(request: FastifyRequest): unknown[] {
   return ids
 }
 
+/** The types asked for: the body's `images`, or the single-image routes' path `type`. */
+function askedImagesOf(request: FastifyRequest): unknown {
+  const body = request.body as { images?: unknown } | null | undefined
+  if (typeof body === 'object' && body !== null) return body.images
+  const type = (request.params as { type?: unknown } | undefined)?.type
+  return type === undefined ? undefined : [type]
+}
+
 /** Bytes the connection has taken so far, where there is a real one (not under app.inject). */
 function bytesOf(socket: Socket | null | undefined): number | undefined {
   const written: unknown = socket?.bytesWritten
@@ -109,7 +117,6 @@ function traceRequest(request: FastifyRequest, reply: FastifyReply, sink: Access
         : finished && Number.isFinite(length)
           ? length
           : undefined
-    const body = request.body as { images?: unknown } | null | undefined
     const event = buildAccessEvent({
       endedAtMs: Date.now(),
       startedAtMs,
@@ -120,7 +127,7 @@ function traceRequest(request: FastifyRequest, reply: FastifyReply, sink: Access
       caller: callerOf(request),
       ip: request.ip,
       interviewIds: interviewIdsOf(request),
-      askedImages: typeof body === 'object' && body !== null ? body.images : undefined,
+      askedImages: askedImagesOf(request),
       record,
       status: raw.statusCode,
       finished,

@@ -29,6 +29,31 @@ function presentedKey(request: FastifyRequest): string | undefined {
 }
 
 /**
+ * The ring's verdict, remembered for keys that matched: a partner presents the same key on every
+ * request, and hashing it and comparing the digest with every configured one was ~3% of a cached
+ * links answer. Safe because only a key that passed the ring's constant-time check is remembered:
+ * an unknown or wrong key always takes the full path (hash, then every digest compared in constant
+ * time), exactly as before, so its timing still tells nothing about any configured key; and the
+ * lookup by the presented text is an ordinary hash-map lookup, which compares text only on a hash
+ * collision with an already valid key (nothing an attacker can aim at without the key). Bounded:
+ * a configured digest has one preimage that any partner can present, so at most one entry per
+ * configured key (cleared if ever more, defensively).
+ */
+export function rememberedKeys(ring: ApiKeyRing): (presented: string) => Partner | undefined {
+  const known = new Map<string, Partner>()
+  return (presented) => {
+    const remembered = known.get(presented)
+    if (remembered) return remembered
+    const partner = ring.verify(presented)
+    if (partner) {
+      if (known.size >= ring.size) known.clear()
+      known.set(presented, partner)
+    }
+    return partner
+  }
+}
+
+/**
  * Caller authentication. Routes name the scope they need (`config.scope`); drop-in Incode paths
  * need a key with `incode:proxy` when DROPIN_KEY_REQUIRED is set (the key is checked here, and
  * the real Incode key replaces it upstream); /docs needs `docs:read` unless DOCS_PUBLIC.
@@ -41,13 +66,14 @@ export default fp(
   function authPlugin(app: FastifyInstance) {
     const { config } = app
     const ring = new ApiKeyRing(parseApiKeys(config.API_KEYS).keys)
+    const verify = rememberedKeys(ring)
     app.decorateRequest('partner', undefined)
     app.decorateRequest('authRefusal', undefined)
 
     /** Sets `partner` when the key holds the scope, else `authRefusal`. */
     const requireScope = (request: FastifyRequest, scope: Scope): void => {
       const key = presentedKey(request)
-      const partner = key === undefined ? undefined : ring.verify(key)
+      const partner = key === undefined ? undefined : verify(key)
       if (partner?.scopes.has(scope)) {
         request.partner = partner
         return

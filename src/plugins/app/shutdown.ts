@@ -22,8 +22,9 @@ export default fp(
     const inFlight = new Set<FastifyReply>()
     app.addHook('onRequest', (_request, reply, done) => {
       inFlight.add(reply)
-      // Emitted once the answer is written, or when the connection goes first.
-      reply.raw.once('close', () => inFlight.delete(reply))
+      // Emitted once the answer is written, or when the connection goes first (once per answer:
+      // `on`, as `once` wraps every listener anew).
+      reply.raw.on('close', () => inFlight.delete(reply))
       done()
     })
 

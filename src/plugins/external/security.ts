@@ -60,8 +60,11 @@ export default fp(
     const origins = app.config.CORS_ORIGINS.split(',')
       .map((o) => o.trim())
       .filter((o) => o !== '')
+    // No origins, no CORS: registered with `origin: false` it adds no header and answers no
+    // preflight (404, as without it), yet its hook ran on every request (~1% of a cached answer).
+    if (origins.length === 0) return
     await app.register(cors, {
-      origin: origins.length === 0 ? false : origins,
+      origin: origins,
       methods: ['GET', 'POST', 'DELETE'],
       allowedHeaders: ['content-type', 'x-incode-session-token', 'x-request-id', 'if-none-match'],
       exposedHeaders: ['x-cache', 'x-request-id', 'retry-after', 'etag'],

@@ -21,6 +21,8 @@ import {
   InvalidatedResponse,
   LINKS_ANSWER_EXAMPLE,
   LINKS_EXAMPLE,
+  SECOND_ID_EXAMPLE,
+  SecondIdInterviewParams,
   v1Schemas,
 } from './schemas.js'
 
@@ -36,6 +38,7 @@ const v1Routes: FastifyPluginAsyncTypebox = async (app) => {
   for (const schema of v1Schemas) app.addSchema(schema)
   const Body = imagesBody(app.config.MAX_IMAGES_PER_REQUEST)
   const LinksBody = imagesBody(app.config.MAX_IMAGES_PER_REQUEST, { example: LINKS_EXAMPLE })
+  const SecondIdBody = imagesBody(app.config.MAX_IMAGES_PER_REQUEST, { example: SECOND_ID_EXAMPLE })
   const OptionalBody = imagesBody(app.config.MAX_IMAGES_PER_REQUEST, { optional: true })
   const errors = problemAnswers(IMAGE_ROUTE_ERRORS)
   const imagesOk = imagesAnswer(
@@ -113,9 +116,9 @@ const v1Routes: FastifyPluginAsyncTypebox = async (app) => {
         operationId: 'getSessionSecondIdImages',
         summary: "The second ID document's images as base64",
         description: `${BY_ID} Images of the second ID document of a two-document session; types it lacks are missing. ${BASE64}`,
-        params: InterviewParams,
+        params: SecondIdInterviewParams,
         security: [{ apiKey: [] }],
-        body: Body,
+        body: SecondIdBody,
         response: { 200: imagesOk, ...errors },
       },
     },

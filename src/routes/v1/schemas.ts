@@ -1,6 +1,6 @@
 import { Type, type TSchema } from '@sinclair/typebox'
 import { IMAGE_TYPES, IMAGE_TYPE_INFO, type ImageType } from '../../domain/imageTypes.js'
-import { ImageTypeSchema, interviewIdSchema, refTo } from '../../schemas.js'
+import { ImageTypeSchema, interviewIdSchema, refTo, SECOND_ID_DEMO_INTERVIEW_ID } from '../../schemas.js'
 
 const ImageTypeRef = refTo(ImageTypeSchema)
 
@@ -19,6 +19,8 @@ function byImageType<T extends TSchema>(types: readonly ImageType[], value: T, d
 /** Request examples that work against the demo's seeded sessions as they stand. */
 export const IMAGES_EXAMPLE = { images: ['selfie', 'fullFrameFrontID', 'croppedFace'] }
 export const LINKS_EXAMPLE = { images: ['selfie', 'fullFrameFrontID'] }
+/** The second ID document's types that the demo's two-document session holds. */
+export const SECOND_ID_EXAMPLE = { images: ['fullFrameFrontID', 'fullFrameBackID', 'croppedSecondIDFace'] }
 
 export function imagesBody(
   maxItems: number,
@@ -39,6 +41,11 @@ export function imagesBody(
 
 export const InterviewParams = Type.Object({
   interviewId: interviewIdSchema('Incode interview (session) ID.'),
+})
+
+/** The same, its example the demo's two-document session (for the second-ID route). */
+export const SecondIdInterviewParams = Type.Object({
+  interviewId: interviewIdSchema('Incode interview (session) ID.', { example: SECOND_ID_DEMO_INTERVIEW_ID }),
 })
 
 const TypeFailure = Type.Object({
