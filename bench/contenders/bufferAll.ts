@@ -9,21 +9,9 @@
  * BENCH_CHUNKS (JSON array of arrays of image types). Runs as its own process, compiled to JS.
  */
 import Fastify from 'fastify'
-import { Pool } from 'undici'
+import { pool, settings } from './upstreamSettings.js'
 
-const upstream = process.env.UPSTREAM_URL
-if (!upstream) throw new Error('UPSTREAM_URL is required')
-const apiKey = process.env.INCODE_API_KEY ?? 'sim-api-key'
-const email = process.env.INCODE_ADMIN_EMAIL ?? 'admin@example.com'
-const password = process.env.INCODE_ADMIN_PASSWORD ?? 'sim-admin-password'
-const port = Number(process.env.PORT ?? 0)
-const host = process.env.HOST ?? '127.0.0.1'
-const plan = JSON.parse(process.env.BENCH_CHUNKS ?? '[]') as string[][]
-
-const pool = new Pool(upstream, {
-  connections: Number(process.env.UPSTREAM_CONNECTIONS ?? 32),
-  keepAliveTimeout: 30_000,
-})
+const { apiKey, email, password, port, host, plan } = settings
 
 async function post(path: string, headers: Record<string, string>, body: unknown) {
   const res = await pool.request({

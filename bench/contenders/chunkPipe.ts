@@ -11,21 +11,9 @@
  */
 import { once } from 'node:events'
 import { createServer, type ServerResponse } from 'node:http'
-import { Pool } from 'undici'
+import { pool, settings } from './upstreamSettings.js'
 
-const upstream = process.env.UPSTREAM_URL
-if (!upstream) throw new Error('UPSTREAM_URL is required')
-const apiKey = process.env.INCODE_API_KEY ?? 'sim-api-key'
-const email = process.env.INCODE_ADMIN_EMAIL ?? 'admin@example.com'
-const password = process.env.INCODE_ADMIN_PASSWORD ?? 'sim-admin-password'
-const port = Number(process.env.PORT ?? 0)
-const host = process.env.HOST ?? '127.0.0.1'
-const plan = JSON.parse(process.env.BENCH_CHUNKS ?? '[]') as string[][]
-
-const pool = new Pool(upstream, {
-  connections: Number(process.env.UPSTREAM_CONNECTIONS ?? 32),
-  keepAliveTimeout: 30_000,
-})
+const { apiKey, email, password, port, host, plan } = settings
 const headers = { 'content-type': 'application/json', 'api-version': '1.0', 'x-api-key': apiKey }
 
 let token: Promise<string> | undefined

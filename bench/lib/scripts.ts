@@ -15,6 +15,7 @@ export const CHILD_SCRIPTS = [
   'contenders/bare.ts',
   'contenders/barePlugins.ts',
   'contenders/chunkPipe.ts',
+  'contenders/upstreamSettings.ts',
   'clients/loop.ts',
 ] as const
 export type ChildScript = (typeof CHILD_SCRIPTS)[number]

@@ -253,3 +253,15 @@ export async function call(
 export function tempDir(): string {
   return removeAtExit(mkdtempSync(path.join(os.tmpdir(), 'incode-bench-')))
 }
+
+/** The environment of a split-fetching contender (bufferAll, chunkPipe): the simulator and a plan. */
+export function splitContenderEnv(simUrl: string, chunks: string[][]): Record<string, string> {
+  return {
+    UPSTREAM_URL: simUrl,
+    INCODE_API_KEY: SIM_API_KEY,
+    INCODE_ADMIN_EMAIL: SIM_ADMIN_EMAIL,
+    INCODE_ADMIN_PASSWORD: SIM_ADMIN_PASSWORD,
+    UPSTREAM_CONNECTIONS: '32',
+    BENCH_CHUNKS: JSON.stringify(chunks),
+  }
+}

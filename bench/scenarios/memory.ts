@@ -5,9 +5,7 @@ import { readMemory, sampleRss } from '../lib/procs.js'
 import {
   call,
   serviceHeaders,
-  SIM_ADMIN_EMAIL,
-  SIM_ADMIN_PASSWORD,
-  SIM_API_KEY,
+  splitContenderEnv,
   startScript,
   startService,
   stopServer,
@@ -71,14 +69,7 @@ export async function memory(ctx: Ctx): Promise<ScenarioResult> {
               'buffer-everything',
               ctx.scripts,
               'contenders/bufferAll.ts',
-              {
-                UPSTREAM_URL: ctx.sim.url,
-                INCODE_API_KEY: SIM_API_KEY,
-                INCODE_ADMIN_EMAIL: SIM_ADMIN_EMAIL,
-                INCODE_ADMIN_PASSWORD: SIM_ADMIN_PASSWORD,
-                UPSTREAM_CONNECTIONS: '32',
-                BENCH_CHUNKS: JSON.stringify(chunks),
-              },
+              splitContenderEnv(ctx.sim.url, chunks),
               '/readyz',
             )
       try {
