@@ -7,6 +7,7 @@
  */
 import { readFileSync } from 'node:fs'
 import Fastify from 'fastify'
+import { serve } from './serve.js'
 
 const file = process.env.BODY_FILE
 if (!file) throw new Error('BODY_FILE is required')
@@ -22,14 +23,4 @@ app.get('/ready', (_request, reply) => {
   void reply.send('ok')
 })
 
-const stop = () => {
-  app.close().then(
-    () => process.exit(0),
-    () => process.exit(1),
-  )
-}
-process.once('SIGTERM', stop)
-process.once('SIGINT', stop)
-
-const address = await app.listen({ port, host })
-process.stdout.write(`bare listening on ${address}\n`)
+await serve(app, 'bare', port, host)

@@ -26,6 +26,7 @@ import rateLimit from '@fastify/rate-limit'
 import Fastify, { type FastifySchema } from 'fastify'
 import helmet from 'helmet'
 import { Histogram, Registry } from 'prom-client'
+import { serve } from './serve.js'
 
 const file = process.env.BODY_FILE
 if (!file) throw new Error('BODY_FILE is required')
@@ -127,14 +128,4 @@ app.get('/ready', (_request, reply) => {
   void reply.send('ok')
 })
 
-const stop = () => {
-  app.close().then(
-    () => process.exit(0),
-    () => process.exit(1),
-  )
-}
-process.once('SIGTERM', stop)
-process.once('SIGINT', stop)
-
-const address = await app.listen({ port, host })
-process.stdout.write(`bare with plugins listening on ${address}\n`)
+await serve(app, 'bare with plugins', port, host)

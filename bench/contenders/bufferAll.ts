@@ -10,6 +10,7 @@
  */
 import Fastify from 'fastify'
 import { pool, settings } from './upstreamSettings.js'
+import { serve } from './serve.js'
 
 const { apiKey, email, password, port, host, plan } = settings
 
@@ -84,14 +85,5 @@ app.post<{ Params: { interviewId: string }; Body: { images: string[] } }>(
   },
 )
 
-const stop = () => {
-  app.close().then(
-    () => pool.close().then(() => process.exit(0)),
-    () => process.exit(1),
-  )
-}
-process.once('SIGTERM', stop)
-process.once('SIGINT', stop)
-
-const address = await app.listen({ port, host })
-process.stdout.write(`buffer-everything listening on ${address}\n`)
+app.addHook('onClose', () => pool.close())
+await serve(app, 'buffer-everything', port, host)

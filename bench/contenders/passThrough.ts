@@ -8,6 +8,7 @@
  */
 import replyFrom from '@fastify/reply-from'
 import Fastify from 'fastify'
+import { serve } from './serve.js'
 
 const upstream = process.env.UPSTREAM_URL
 if (!upstream) throw new Error('UPSTREAM_URL is required')
@@ -26,14 +27,4 @@ await app.register(replyFrom, {
 })
 app.all('/*', (request, reply) => reply.from(request.url))
 
-const stop = () => {
-  app.close().then(
-    () => process.exit(0),
-    () => process.exit(1),
-  )
-}
-process.once('SIGTERM', stop)
-process.once('SIGINT', stop)
-
-const address = await app.listen({ port, host })
-process.stdout.write(`pass-through listening on ${address}\n`)
+await serve(app, 'pass-through', port, host)

@@ -16,6 +16,7 @@ export const CHILD_SCRIPTS = [
   'contenders/barePlugins.ts',
   'contenders/chunkPipe.ts',
   'contenders/upstreamSettings.ts',
+  'contenders/serve.ts',
   'clients/loop.ts',
 ] as const
 export type ChildScript = (typeof CHILD_SCRIPTS)[number]
