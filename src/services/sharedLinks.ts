@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto'
 import type { CacheSlot, LinkCache, LinkLoader, LoadedLinks, ResolvedLinks } from '../cache/linkCache.js'
 import type { ImageType } from '../domain/imageTypes.js'
 import type { NormalisedLinks } from '../domain/links.js'
-import type { LinkStore, StoreRead, StoredLink, StoreSlot } from '../fleet/linkStore.js'
+import type { LinkStore, StoredLink, StoreSlot } from '../fleet/linkStore.js'
 import type { Metrics } from '../metrics.js'
 
 /** Claim-and-wait rounds before a replica stops waiting on others and asks Incode itself. */
@@ -48,16 +48,12 @@ class Gathered {
  * read first, outside L1's loader and coalescing, and when it holds every type L1 lacks (an L2
  * hit) the lookup is answered from that one MGET at once (LinkCache.resolveStored fills L1 in the
  * same turn), with no loader, in-flight record or claim. Otherwise L1's `resolve` runs the loader,
- * whose first Redis read is the one already made.
+ * which reads Redis again inside L1's coalescing: a read made before it may predate another
+ * replica's write and released lock, and claiming on it made a second upstream call (seen in
+ * test/fleet/link-coalescing's crashed-holder case, about one run in six on Node 24).
  */
 export interface SharedLoader extends LinkLoader {
   resolve(cache: LinkCache, types: readonly ImageType[], load: LinkLoader): Promise<ResolvedLinks>
-}
-
-/** A Redis read made ahead of the loader, for the types it asked (undefined read: unavailable). */
-interface FirstRead {
-  types: readonly ImageType[]
-  read: StoreRead | undefined
 }
 
 /**
@@ -83,20 +79,10 @@ export function sharedLoader(
   const count = (result: string, n: number) => {
     if (n > 0) metrics.linkStoreLookups.inc({ result }, n)
   }
-  let first: FirstRead | undefined
-
-  /** The first read, when made ahead for (at least) these types; else a read now. */
-  const readFor = async (types: readonly ImageType[]): Promise<StoreRead | undefined> => {
-    const ahead = first
-    first = undefined
-    if (ahead && types.every((type) => ahead.types.includes(type))) return ahead.read
-    return store.read(storeSlot, types)
-  }
-
   const loader = async (types: ImageType[]): Promise<LoadedLinks> => {
     // A dead credential is never cached (LinkCache bypasses too).
     if (!(storeSlot.notAfterMs > store.now())) return load(types)
-    const read = await readFor(types)
+    const read = await store.read(storeSlot, types)
     if (!read) {
       count('unavailable', types.length)
       return load(types)
@@ -172,7 +158,7 @@ export function sharedLoader(
         return answered
       }
     }
-    first = { types: lacking, read }
+    // Not a full L2 hit: the loader reads again (see above).
     return cache.resolve(slot, types, traced)
   }
 
