@@ -55,8 +55,13 @@ t.test(
     if (!store) throw new Error('fleet mode should be on')
     const raw = rawRedis(t, redis.url)
     // A replica that took the locks and died: nobody will write or release them.
+    // All six in one MULTI, so that they expire together: set one by one on a busy machine, they
+    // expired milliseconds apart, and a replica claiming in between rightly fetched the expired
+    // types alone, then another the rest (two calls, no type fetched twice).
     const lockedAt = Date.now()
-    for (const type of TYPES) await raw.set(store.lockKey('admin', small, type), 'crashed', 'PX', lockTtlMs)
+    const multi = raw.multi()
+    for (const type of TYPES) multi.set(store.lockKey('admin', small, type), 'crashed', 'PX', lockTtlMs)
+    await multi.exec()
 
     const answers = await Promise.all(Array.from({ length: 9 }, (_, i) => adminLinks(at(apps, i % 3), small)))
     t.ok(
