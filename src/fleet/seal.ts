@@ -63,9 +63,9 @@ export class FleetSeal {
 
   /**
    * The names of a set of `count` keys that share `parts` (the set's key i is index i), under
-   * every accepted secret, the current one first. Per secret one keyed hash of the parts, and
-   * SHAKE256 of that (secret) hash cut into `count` names: two hash computations for the set
-   * instead of a keyed hash per key. No name reveals its index, nor the parts.
+   * every accepted secret, the current one first. Per secret one keyed SHAKE256 of the parts, cut
+   * into `count` names: one hash computation for the set instead of a keyed hash per key. No name
+   * reveals its index, nor the parts.
    */
   nameSets(count: number, ...parts: string[]): string[][] {
     return this.#all.map((keys) => hashNameSet(keys.name, parts, count))
@@ -106,12 +106,14 @@ function hashName(key: Buffer, parts: string[]): string {
 }
 
 function hashNameSet(key: Buffer, parts: string[], count: number): string[] {
-  const hmac = createHmac('sha256', key).update('set\0')
-  for (const part of parts) hmac.update(part).update('\0')
-  const stream = createHash('shake256', { outputLength: SET_NAME_BYTES * count })
-    .update(hmac.digest())
-    .digest()
-  return Array.from({ length: count }, (_, i) =>
-    stream.subarray(i * SET_NAME_BYTES, (i + 1) * SET_NAME_BYTES).toString('base64url'),
-  )
+  // SHAKE256 keyed by prefixing the secret (as KMAC does; a sponge has no length extension), one
+  // pass for the whole set, encoded once: a name is SET_NAME_BYTES = 24 bytes, 32 characters of
+  // base64url with no padding inside, so the i-th name is the i-th 32 characters of the text.
+  // 14 names in 7 µs, against 20 µs for a keyed HMAC expanded by SHAKE and encoded name by name.
+  const text = createHash('shake256', { outputLength: SET_NAME_BYTES * count })
+    .update(key)
+    .update(`set\0${parts.join('\0')}\0`)
+    .digest('base64url')
+  const width = (SET_NAME_BYTES / 3) * 4
+  return Array.from({ length: count }, (_, i) => text.slice(i * width, (i + 1) * width))
 }
