@@ -114,6 +114,19 @@ export function groupCpuMs(pid: number): number {
   return ticks * 10
 }
 
+/** Pins every thread of the one process `pid` (not its group) to `cpus` (all cores when undefined). */
+export function pinProcess(pid: number, cpus: string | undefined): void {
+  const taskset = findTaskset()
+  if (!taskset) return
+  try {
+    execFileSync(taskset, ['-a', '-p', '-c', cpus ?? `0-${os.availableParallelism() - 1}`, String(pid)], {
+      stdio: 'ignore',
+    })
+  } catch {
+    // the process ended meanwhile
+  }
+}
+
 /** Pins every thread of every process of the group led by `pid` to `cpus` (all cores when undefined). */
 export function pinGroup(pid: number, cpus: string | undefined): void {
   const taskset = findTaskset()

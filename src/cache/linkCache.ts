@@ -243,6 +243,17 @@ export class LinkCache {
     return types.some((type) => this.#inFlight.has(keyOf(slot.scope, slot.interviewId, type)))
   }
 
+  /**
+   * Whether this cache holds nothing of the slot's interview (in any scope, expired entries
+   * included until they are read), is about to store nothing of it and loads none of `types` for
+   * the slot: a lookup for it will find no entry here. Fleet mode then reads Redis ahead of the
+   * request's body (readAhead in src/services/sharedLinks.ts). One map lookup when it holds some.
+   */
+  isCold(slot: CacheSlot, types: readonly ImageType[]): boolean {
+    if (this.#deferred.length > 0) this.#flush()
+    return !this.#byLabel.has(slot.label ?? slot.interviewId) && !this.isLoading(slot, types)
+  }
+
   /** Changes whenever invalidate() or clear() runs; see resolveStored. */
   get epoch(): number {
     return this.#epoch

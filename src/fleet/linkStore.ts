@@ -22,7 +22,7 @@ const ACK_WAIT_MS = 2_000
 /**
  * Key kinds of entries and locks. An interview's entries (per scope) are named as one set, every
  * image type at once (FleetSeal.nameSets, position = the type's in IMAGE_TYPES): an L2 read of
- * 6 types costs two hash computations per accepted secret, not six keyed hashes.
+ * 6 types costs one hash computation per accepted secret, not six keyed hashes.
  */
 const VALUES = 'link-set'
 const LOCKS = 'link-lock-set'
@@ -44,6 +44,13 @@ export interface StoredLink {
   entry: LinkEntry | undefined
   expiresAtMs: number | undefined
   servableUntilMs: number
+}
+
+/** One MGET's answer for `types`: per type its names (every accepted secret's), values in order. */
+export interface FetchedEntries {
+  types: readonly ImageType[]
+  names: string[][]
+  values: (Buffer | null)[]
 }
 
 export interface StoreRead {
@@ -210,17 +217,36 @@ export class LinkStore {
 
   /** Servable entries for `types` and the interview's generation; undefined when Redis is unavailable. */
   async read(slot: StoreSlot, types: readonly ImageType[]): Promise<StoreRead | undefined> {
+    const fetched = await this.fetch(slot, types)
+    return fetched && this.decode(fetched, types)
+  }
+
+  /**
+   * read's one MGET, the values left sealed: `decode` opens those of the types a lookup turns out
+   * to need (a read made before the request's body says which, see readAhead, asks every type).
+   */
+  async fetch(slot: StoreSlot, types: readonly ImageType[]): Promise<FetchedEntries | undefined> {
     // Every accepted secret's name per type (rotation), then the generation, in one MGET.
     const names = types.map((type) => this.#names(VALUES, slot.scope, slot.interviewId, type))
     const values = await this.#fleet.run((redis) =>
       redis.mgetBuffer(...names.flat(), this.#generationKey(slot.label)),
     )
-    if (values === undefined) return undefined
+    return values && { types, names, values }
+  }
+
+  /** The servable entries of `types` (fetched ones; others are left out) and the generation. */
+  decode(fetched: FetchedEntries, types: readonly ImageType[]): StoreRead {
+    const { names, values } = fetched
     const now = this.now()
     const found = new Map<ImageType, StoredLink>()
     let at = 0
-    types.forEach((type, i) => {
-      for (const name of names[i] ?? []) {
+    fetched.types.forEach((type, i) => {
+      const typeNames = names[i] ?? []
+      if (!types.includes(type)) {
+        at += typeNames.length
+        return
+      }
+      for (const name of typeNames) {
         const sealed = values[at++]
         if (!sealed || found.has(type)) continue
         const stored = parseStored(this.#fleet.seal.open(sealed))

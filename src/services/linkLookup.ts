@@ -17,7 +17,7 @@ import type { Caller } from '../domain/calls.js'
 import type { IncodeClient } from '../upstream/incode.js'
 import { inContext, markFailed, startSpan } from '../tracing/spans.js'
 import type { LinkStore } from '../fleet/linkStore.js'
-import { sharedLoader, type SharedLoader } from './sharedLinks.js'
+import { readAhead, sharedLoader, type ReadAhead, type SharedLoader } from './sharedLinks.js'
 
 export interface LinkLookupDeps {
   incode: IncodeClient
@@ -38,6 +38,8 @@ export interface LinkLookup {
   zeroPath?: boolean
   /** Told what was served, for the access trail. */
   accessRecord?: AccessRecord | undefined
+  /** Fleet mode: the Redis read started ahead of the request's body (linksAhead), if any. */
+  ahead?: ReadAhead | undefined
 }
 
 export interface LinkLookupResult {
@@ -152,8 +154,21 @@ function incodeLoader(deps: LinkLookupDeps, lookup: LinkLookup, slot: CacheSlot)
     }
   }
   return deps.linkStore
-    ? sharedLoader(deps.linkStore, slot, deadlineAt, fromIncode, deps.metrics)
+    ? sharedLoader(deps.linkStore, slot, deadlineAt, fromIncode, deps.metrics, lookup.ahead)
     : fromIncode
+}
+
+const LINKABLE_TYPES = IMAGE_TYPES.filter((t) => IMAGE_TYPE_INFO[t].linkable)
+
+/**
+ * Fleet mode: starts the Redis read of a links lookup for `caller` before the request's body is
+ * read, when this replica's cache holds nothing of the interview (see readAhead): every linkable
+ * type, as the body may ask any. Pass it to lookupLinks as `ahead`. Undefined without Redis, and
+ * whenever L1 has something of the interview (its hits never touch Redis).
+ */
+export function linksAhead(deps: LinkLookupDeps, caller: Caller): ReadAhead | undefined {
+  if (!deps.linkStore) return undefined
+  return readAhead(deps.linkStore, deps.linkCache, cacheSlotFor(caller), LINKABLE_TYPES)
 }
 
 /**

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto'
 import type { CacheSlot, LinkCache, LinkLoader, LoadedLinks, ResolvedLinks } from '../cache/linkCache.js'
 import type { ImageType } from '../domain/imageTypes.js'
 import type { NormalisedLinks } from '../domain/links.js'
-import type { LinkStore, StoredLink, StoreSlot } from '../fleet/linkStore.js'
+import type { FetchedEntries, LinkStore, StoredLink, StoreSlot } from '../fleet/linkStore.js'
 import type { Metrics } from '../metrics.js'
 
 /** Claim-and-wait rounds before a replica stops waiting on others and asks Incode itself. */
@@ -44,9 +44,57 @@ class Gathered {
 }
 
 /**
+ * A Redis read of a lookup's entries started before the request's body is read (readAhead): it
+ * overlaps the round trip with parsing and validating the body, the rest of the request's hooks
+ * and the handler, which the lookup otherwise spends before it reads.
+ */
+export interface ReadAhead {
+  slot: CacheSlot
+  types: readonly ImageType[]
+  /** L1's epoch before the read: an invalidation since keeps what it found out of L1. */
+  epoch: number
+  fetched: Promise<FetchedEntries | undefined>
+}
+
+function storeSlotOf(slot: CacheSlot): StoreSlot {
+  return {
+    scope: slot.scope,
+    interviewId: slot.interviewId,
+    label: slot.label ?? slot.interviewId,
+    notAfterMs: slot.notAfterMs ?? Infinity,
+  }
+}
+
+/**
+ * Starts the Redis read of `types` for `slot` now, when a lookup for it is certain to read Redis:
+ * L1 holds nothing of the interview and loads nothing of it, and the credential is alive. Else
+ * undefined, and nothing is sent: an L1 hit never costs a Redis command. The lookup uses the read
+ * when its request turns out valid (sharedLoader's `resolve`); a request refused after this (an
+ * invalid body) has cost one MGET, as it would have after validation had its body been valid.
+ */
+export function readAhead(
+  store: LinkStore,
+  cache: LinkCache,
+  slot: CacheSlot,
+  types: readonly ImageType[],
+): ReadAhead | undefined {
+  const storeSlot = storeSlotOf(slot)
+  if (!(storeSlot.notAfterMs > store.now()) || !cache.isCold(slot, types)) return undefined
+  const epoch = cache.epoch
+  return { slot, types, epoch, fetched: store.fetch(storeSlot, types) }
+}
+
+const sameSlot = (a: CacheSlot, b: CacheSlot) =>
+  a.scope === b.scope &&
+  a.interviewId === b.interviewId &&
+  (a.label ?? a.interviewId) === (b.label ?? b.interviewId) &&
+  (a.notAfterMs ?? Infinity) === (b.notAfterMs ?? Infinity)
+
+/**
  * A lookup's loader in fleet mode, and its way of resolving what L1 lacks (`resolve`): Redis is
  * read first, outside L1's loader and coalescing, and when it holds every type L1 lacks (an L2
- * hit) the lookup is answered from that one MGET at once (LinkCache.resolveStored fills L1 in the
+ * hit) the lookup is answered from that one MGET (or the read made ahead of the body, when there
+ * is one for the slot and the types: readAhead) at once (LinkCache.resolveStored fills L1 in the
  * same turn), with no loader, in-flight record or claim. Otherwise L1's `resolve` runs the loader,
  * which reads Redis again inside L1's coalescing: a read made before it may predate another
  * replica's write and released lock, and claiming on it made a second upstream call (seen in
@@ -69,13 +117,9 @@ export function sharedLoader(
   deadlineAt: number,
   load: LinkLoader,
   metrics: Metrics,
+  ahead?: ReadAhead,
 ): SharedLoader {
-  const storeSlot: StoreSlot = {
-    scope: slot.scope,
-    interviewId: slot.interviewId,
-    label: slot.label ?? slot.interviewId,
-    notAfterMs: slot.notAfterMs ?? Infinity,
-  }
+  const storeSlot = storeSlotOf(slot)
   const count = (result: string, n: number) => {
     if (n > 0) metrics.linkStoreLookups.inc({ result }, n)
   }
@@ -147,8 +191,13 @@ export function sharedLoader(
     if (cache.isLoading(slot, types) || !(storeSlot.notAfterMs > store.now()))
       return cache.resolve(slot, types, traced)
     const lacking = cache.peek(slot, types).misses
-    const epoch = cache.epoch
-    const read = await store.read(storeSlot, lacking)
+    const early =
+      ahead && sameSlot(ahead.slot, slot) && lacking.every((type) => ahead.types.includes(type))
+        ? ahead
+        : undefined
+    const epoch = early ? early.epoch : cache.epoch
+    const fetched = early && (await early.fetched)
+    const read = early ? fetched && store.decode(fetched, lacking) : await store.read(storeSlot, lacking)
     if (read && lacking.every((type) => read.found.has(type))) {
       const gathered = new Gathered()
       gathered.addStored(read.found, true, lacking)

@@ -8,7 +8,9 @@ import { AdminNotConfiguredError } from '../../errors.js'
 import type { Caller } from '../../domain/calls.js'
 import { streamImages } from '../../services/base64Images.js'
 import { concatenatedImage } from '../../services/concatenatedImage.js'
-import { invalidateLinks, lookupLinks } from '../../services/linkLookup.js'
+import { invalidateLinks, linksAhead, lookupLinks } from '../../services/linkLookup.js'
+import type { ReadAhead } from '../../services/sharedLinks.js'
+import { isInterviewId } from '../../domain/interviewId.js'
 import singleImageRoutes from './singleImage.js'
 import { emptyBodyIsEmptyObject, noBodyAccepted, noStore, sendJsonText, sessionCaller } from '../context.js'
 import { BODY_OPTIONAL, imagesAnswer, jsonAnswer, linksAnswer, problemAnswers } from '../responses.js'
@@ -34,6 +36,13 @@ const BASE64 =
   "Each image is base64 exactly as Incode sent it. Requests whose images together would exceed Incode's 10 MB answer cap are split into several calls and merged; a single image over the cap is reported under `errors`."
 
 /** The /v1 routes: partner services by interview ID (admin token), frontends by session token. */
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** Fleet mode: the links lookup's Redis read, started before the body was read. */
+    linksAhead: ReadAhead | undefined
+  }
+}
+
 const v1Routes: FastifyPluginAsyncTypebox = async (app) => {
   for (const schema of v1Schemas) app.addSchema(schema)
   const Body = imagesBody(app.config.MAX_IMAGES_PER_REQUEST)
@@ -51,6 +60,8 @@ const v1Routes: FastifyPluginAsyncTypebox = async (app) => {
     Type.Ref('LinksResponse'),
     LINKS_ANSWER_EXAMPLE,
   )
+
+  app.decorateRequest('linksAhead', undefined)
 
   const adminCaller = (interviewId: string): Caller => {
     if (!app.adminTokens) throw new AdminNotConfiguredError()
@@ -179,6 +190,7 @@ const v1Routes: FastifyPluginAsyncTypebox = async (app) => {
       types: requested,
       requestId: request.id,
       accessRecord: request.accessRecord,
+      ahead: request.linksAhead,
     })
     // Cached entries carry their text already: the answer is put together, not serialised.
     return sendJsonText(
@@ -191,6 +203,15 @@ const v1Routes: FastifyPluginAsyncTypebox = async (app) => {
     '/sessions/:interviewId/image-links',
     {
       config: { scope: 'links:read' },
+      // Fleet mode reads Redis while the body is read and validated (linksAhead), when this
+      // replica holds nothing of the interview. Auth and the rate limit have passed by now: the
+      // app's preParsing (auth's refusal) and the route's onRequest (the limit) run first.
+      preParsing: (request, _reply, payload, done) => {
+        const { interviewId } = request.params as Record<string, unknown>
+        if (app.adminTokens && typeof interviewId === 'string' && isInterviewId(interviewId))
+          request.linksAhead = linksAhead(app.linkDeps, adminCaller(interviewId))
+        done(null, payload)
+      },
       schema: {
         tags: ['links'],
         operationId: 'getSessionImageLinks',
