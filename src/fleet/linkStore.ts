@@ -51,6 +51,8 @@ export interface FetchedEntries {
   types: readonly ImageType[]
   names: string[][]
   values: (Buffer | null)[]
+  /** The interview's generation, when it was read too. */
+  generation: string | undefined
 }
 
 export interface StoreRead {
@@ -217,25 +219,37 @@ export class LinkStore {
 
   /** Servable entries for `types` and the interview's generation; undefined when Redis is unavailable. */
   async read(slot: StoreSlot, types: readonly ImageType[]): Promise<StoreRead | undefined> {
-    const fetched = await this.fetch(slot, types)
-    return fetched && this.decode(fetched, types)
+    const fetched = await this.fetch(slot, types, true)
+    return fetched && { found: this.decode(fetched, types), generation: fetched.generation ?? '' }
   }
 
   /**
    * read's one MGET, the values left sealed: `decode` opens those of the types a lookup turns out
    * to need (a read made before the request's body says which, see readAhead, asks every type).
+   * The interview's generation is read only when asked for: a lookup answered from Redis alone
+   * (an L2 hit) has no use for it; one that claims and loads reads again, with it (read).
    */
-  async fetch(slot: StoreSlot, types: readonly ImageType[]): Promise<FetchedEntries | undefined> {
+  async fetch(
+    slot: StoreSlot,
+    types: readonly ImageType[],
+    withGeneration = false,
+  ): Promise<FetchedEntries | undefined> {
     // Every accepted secret's name per type (rotation), then the generation, in one MGET.
-    const names = types.map((type) => this.#names(VALUES, slot.scope, slot.interviewId, type))
-    const values = await this.#fleet.run((redis) =>
-      redis.mgetBuffer(...names.flat(), this.#generationKey(slot.label)),
-    )
-    return values && { types, names, values }
+    const sets = this.#fleet.keySets(VALUES, IMAGE_TYPES.length, slot.scope, slot.interviewId)
+    const names = types.map((type) => {
+      const index = TYPE_INDEX.get(type) ?? -1
+      return sets.map((set) => set[index] ?? this.#fleet.key(VALUES, slot.scope, slot.interviewId, type))
+    })
+    const keys = names.flat()
+    if (withGeneration) keys.push(this.#generationKey(slot.label))
+    const values = await this.#fleet.run((redis) => redis.mgetBuffer(...keys))
+    if (!values) return undefined
+    const generation = withGeneration ? (values[keys.length - 1]?.toString() ?? '') : undefined
+    return { types, names, values, generation }
   }
 
-  /** The servable entries of `types` (fetched ones; others are left out) and the generation. */
-  decode(fetched: FetchedEntries, types: readonly ImageType[]): StoreRead {
+  /** The servable entries of `types` (of those fetched; others are left out). */
+  decode(fetched: FetchedEntries, types: readonly ImageType[]): Map<ImageType, StoredLink> {
     const { names, values } = fetched
     const now = this.now()
     const found = new Map<ImageType, StoredLink>()
@@ -259,7 +273,7 @@ export class LinkStore {
         void this.#fleet.run((redis) => redis.del(name))
       }
     })
-    return { found, generation: values[at]?.toString() ?? '' }
+    return found
   }
 
   /** Locks what is neither in Redis nor locked; undefined when Redis is unavailable. */

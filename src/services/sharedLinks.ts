@@ -196,11 +196,11 @@ export function sharedLoader(
         ? ahead
         : undefined
     const epoch = early ? early.epoch : cache.epoch
-    const fetched = early && (await early.fetched)
-    const read = early ? fetched && store.decode(fetched, lacking) : await store.read(storeSlot, lacking)
-    if (read && lacking.every((type) => read.found.has(type))) {
+    const fetched = await (early ? early.fetched : store.fetch(storeSlot, lacking))
+    const found = fetched && store.decode(fetched, lacking)
+    if (found && lacking.every((type) => found.has(type))) {
       const gathered = new Gathered()
-      gathered.addStored(read.found, true, lacking)
+      gathered.addStored(found, true, lacking)
       const answered = cache.resolveStored(slot, types, gathered.result(), epoch)
       if (answered) {
         count('hit', lacking.length)
