@@ -65,12 +65,17 @@ function storeSlotOf(slot: CacheSlot): StoreSlot {
   }
 }
 
+/** Reads ahead in flight, per store and slot: requests arriving together share one MGET. */
+const readsAhead = new WeakMap<LinkStore, Map<string, ReadAhead>>()
+
 /**
  * Starts the Redis read of `types` for `slot` now, when a lookup for it is certain to read Redis:
  * L1 holds nothing of the interview and loads nothing of it, and the credential is alive. Else
  * undefined, and nothing is sent: an L1 hit never costs a Redis command. The lookup uses the read
  * when its request turns out valid (sharedLoader's `resolve`); a request refused after this (an
  * invalid body) has cost one MGET, as it would have after validation had its body been valid.
+ * Requests for the same slot and types while a read is in flight share it (a herd on a cold
+ * replica sends one MGET, not one per request), unless an invalidation came since it began.
  */
 export function readAhead(
   store: LinkStore,
@@ -80,8 +85,22 @@ export function readAhead(
 ): ReadAhead | undefined {
   const storeSlot = storeSlotOf(slot)
   if (!(storeSlot.notAfterMs > store.now()) || !cache.isCold(slot, types)) return undefined
-  const epoch = cache.epoch
-  return { slot, types, epoch, fetched: store.fetch(storeSlot, types) }
+  let inFlight = readsAhead.get(store)
+  if (!inFlight) {
+    inFlight = new Map()
+    readsAhead.set(store, inFlight)
+  }
+  const key = `${storeSlot.scope}\0${storeSlot.interviewId}\0${storeSlot.label}\0${String(storeSlot.notAfterMs)}\0${types.join(',')}`
+  const shared = inFlight.get(key)
+  // Not one that began before an invalidation: this request may have come after it ended.
+  if (shared && shared.epoch === cache.epoch) return shared
+  const ahead: ReadAhead = { slot, types, epoch: cache.epoch, fetched: store.fetch(storeSlot, types) }
+  inFlight.set(key, ahead)
+  const done = () => {
+    if (inFlight.get(key) === ahead) inFlight.delete(key)
+  }
+  void ahead.fetched.then(done, done)
+  return ahead
 }
 
 const sameSlot = (a: CacheSlot, b: CacheSlot) =>

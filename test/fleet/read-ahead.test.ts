@@ -6,6 +6,7 @@ import { SEEDED_INTERVIEW_IDS } from '../../src/simulator/index.js'
 import { PARTNER_KEY, partnerHeaders } from '../helpers/build.js'
 import { NO_REDIS } from '../helpers/redis.js'
 import { post, warmSeededSessions } from '../routes/fixtures/helpers.js'
+import { linksAhead } from '../../src/services/linkLookup.js'
 import { at, rawRedis, replicas } from './fixtures/replicas.js'
 
 // Fleet mode reads Redis for the partner links route as soon as the caller is authenticated and
@@ -199,5 +200,32 @@ t.test(
       'the next request on B: MISS (nothing read before the DELETE was kept)',
     )
     t.equal(simulator.callsTo('imageLinks').length, 2, 'Incode asked again after the DELETE')
+  },
+)
+
+t.test(
+  'requests arriving together on a cold replica share one read ahead, unless an invalidation came between',
+  { skip: NO_REDIS },
+  async (t) => {
+    const { a, b, raw } = await fleetOfTwo(t)
+    t.equal(
+      (await post(a, path(full), { images: TYPES }, partnerHeaders())).headers['x-cache'],
+      'MISS',
+      'A fills Redis',
+    )
+    const caller = { kind: 'admin', interviewId: full } as const
+    const before = await mgets(raw)
+    const first = linksAhead(b.linkDeps, caller)
+    const second = linksAhead(b.linkDeps, caller)
+    t.ok(first, 'a cold replica reads ahead')
+    t.equal(second?.fetched, first?.fetched, 'the second request shares the read in flight')
+    b.linkDeps.linkCache.invalidate(small)
+    const third = linksAhead(b.linkDeps, caller)
+    t.not(third?.fetched, first?.fetched, 'after an invalidation (any interview) a read of its own')
+    await Promise.all([first?.fetched, third?.fetched])
+    t.equal((await mgets(raw)) - before, 2, 'two MGETs for the three')
+    const fourth = linksAhead(b.linkDeps, caller)
+    t.not(fourth?.fetched, third?.fetched, 'once answered, a read is not shared any more')
+    await fourth?.fetched
   },
 )
