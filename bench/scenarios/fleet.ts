@@ -6,7 +6,7 @@ import { startSimulator, type Simulator } from '../../src/simulator/index.js'
 import { mulberry32 } from '../../src/simulator/prng.js'
 import { call, serviceEnv, serviceHeaders } from '../lib/stack.js'
 import { fmt, median, percentile, ratio, round } from '../lib/stats.js'
-import { pinGroup, pinProcess, wrk } from '../lib/wrk.js'
+import { groupCpuMs, pinGroup, pinProcess, wrk } from '../lib/wrk.js'
 import { type Ctx, LINK_TYPES, type ScenarioResult, body, rotate } from './shared.js'
 
 // ---- fleet mode (issue 14): what Redis costs on hits and saves on misses ---------------------
@@ -170,9 +170,14 @@ function fleetEnv(sim: Simulator): Record<string, string> {
  * all), because the figure is a ratio of two runs of the same replica: each round runs both,
  * one right after the other (which goes first alternates), and the ratio is the median of the
  * rounds' own ratios, so that a burst of load from elsewhere on the machine moves one pair, not
- * the whole comparison. The quick profile keeps links warm's.
+ * the whole comparison. The quick profile keeps links warm's. 9 × 3 s rather than 5 × 5 s: in
+ * one run of 5 × 5 s the rounds' ratios went 1.14, 1.08, 0.96, 0.69, 0.81 (bursts of load last
+ * seconds), and the more pairs, the less one burst moves the median.
  */
-const L1_ROUNDS = { rounds: 5, durationSec: 5 }
+const L1_ROUNDS = { rounds: 9, durationSec: 3 }
+
+/** The L2 section's blocks: misses through A, then as many L2 hits on B, then as many L1 hits. */
+const RUN = 25
 
 /** L1 hits with and without REDIS_URL: one replica each, wrk as in links warm, alternating. */
 async function l1Throughput(ctx: Ctx, sim: Simulator) {
@@ -186,6 +191,8 @@ async function l1Throughput(ctx: Ctx, sim: Simulator) {
     { name: 'local', fleet: without },
   ]
   const rps: Record<string, number[]> = { redis: [], local: [] }
+  /** The replica's CPU time per request answered (µs), per round: what steal of wall time does not move. */
+  const cpuUs: Record<string, number[]> = { redis: [], local: [] }
   const problems: string[] = []
   try {
     for (const c of contenders) {
@@ -199,6 +206,8 @@ async function l1Throughput(ctx: Ctx, sim: Simulator) {
     }
     for (let round = 0; round < p.rounds; round++) {
       for (const c of rotate(contenders, round)) {
+        const pid = c.fleet.replicas[0]?.pid ?? 0
+        const cpuBefore = groupCpuMs(pid)
         const res = await wrk(ctx.wrk, {
           url: `${c.fleet.replicas[0]?.url ?? ''}${linksPath(id)}`,
           method: 'POST',
@@ -210,6 +219,7 @@ async function l1Throughput(ctx: Ctx, sim: Simulator) {
           workDir: ctx.workDir,
         })
         rps[c.name]?.push(res.rps)
+        if (res.requests > 0) cpuUs[c.name]?.push(((groupCpuMs(pid) - cpuBefore) * 1000) / res.requests)
         if (res.non2xx + res.errors + res.timeouts > 0)
           problems.push(`L1 ${c.name}: ${res.non2xx} non-2xx, ${res.errors} errors, ${res.timeouts} timeouts`)
         ctx.progress(`fleet L1 round ${round + 1}/${p.rounds}: ${c.name} ${fmt(res.rps, 0)} req/s`)
@@ -222,7 +232,8 @@ async function l1Throughput(ctx: Ctx, sim: Simulator) {
   const redisRps = median(rps.redis ?? [])
   const localRps = median(rps.local ?? [])
   const pairRatios = (rps.redis ?? []).map((r, i) => ratio(r, rps.local?.[i] ?? Number.NaN))
-  return { redisRps, localRps, ratio: median(pairRatios), pairRatios, rounds: p, rps, problems }
+  const cpu = { redis: median(cpuUs.redis ?? []), local: median(cpuUs.local ?? []) }
+  return { redisRps, localRps, ratio: median(pairRatios), pairRatios, rounds: p, rps, cpu, problems }
 }
 
 /**
@@ -259,7 +270,17 @@ async function l2AndCommands(ctx: Ctx, sim: Simulator, fleet: RunningFleet, prob
   }
   // `floor`: one MGET of six link entries from this process (ioredis, sequential), timed after
   // each L2 hit: the Redis round trip alone, which an L2 hit cannot avoid, on the same machine.
-  const latency = { l2: [] as number[], l1: [] as number[], miss: [] as number[], floor: [] as number[] }
+  // The L2, L1 and floor times come from the paired pass below; the blocks count commands, and
+  // their times (`runL2`, `runL1`: L2 hits one after another, as on a replica's cold start) are
+  // reported beside.
+  const latency = {
+    l2: [] as number[],
+    l1: [] as number[],
+    miss: [] as number[],
+    floor: [] as number[],
+    runL2: [] as number[],
+    runL1: [] as number[],
+  }
   const unexpected: string[] = []
   const expect = (what: string, r: { status: number; cache: string }, cache: string) => {
     if (r.status !== 200 || r.cache !== cache) unexpected.push(`${what}: ${r.status} X-Cache ${r.cache}`)
@@ -267,9 +288,8 @@ async function l2AndCommands(ctx: Ctx, sim: Simulator, fleet: RunningFleet, prob
   try {
     // A warm-up of each replica's connections and code paths, on interviews outside the measure.
     for (let i = 0; i < 30; i++) await clients.get(i % 3, linksPath(interviewId('f9', i % 10)))
-    const BLOCK = 25
-    for (let start = 0; start < n; start += BLOCK) {
-      const block = ids.slice(start, start + BLOCK)
+    for (let start = 0; start < n; start += RUN) {
+      const block = ids.slice(start, start + RUN)
       let before = await probe.commands()
       for (const id of block) {
         const r = await clients.get(0, linksPath(id))
@@ -283,8 +303,8 @@ async function l2AndCommands(ctx: Ctx, sim: Simulator, fleet: RunningFleet, prob
       for (const id of block) {
         const r = await clients.get(1, linksPath(id))
         expect('L2 hit', r, 'HIT')
-        latency.l2.push(r.ms)
-        latency.floor.push(await probe.timeMget(sixEntries))
+        latency.runL2.push(r.ms)
+        await probe.timeMget(sixEntries)
       }
       after = await probe.commands()
       // The floor's own MGETs are not the replica's: take them out of the L2 hits' count (from
@@ -296,9 +316,33 @@ async function l2AndCommands(ctx: Ctx, sim: Simulator, fleet: RunningFleet, prob
       for (const id of block) {
         const r = await clients.get(1, linksPath(id))
         expect('L1 hit', r, 'HIT')
-        latency.l1.push(r.ms)
+        latency.runL1.push(r.ms)
       }
       add(cmds.l1, delta(await probe.commands(), before))
+    }
+    // Latency, paired: Redis is filled for n fresh interviews first (through A, 8 at a time), then
+    // per interview, one request after another: the floor, B's L2 hit, the floor again, B's L1
+    // hit. Both hits then come after the same pause (B idle during a floor MGET) and each L2 hit
+    // after an L1 hit, as in a fleet's traffic (the model below: 4 in 5 lookups are L1 hits). In
+    // the blocks above, L2 hits come one after another, each after a floor MGET, and L1 hits one
+    // after another with no pause between: scratch runs gave those +0.43–0.50 ms where the
+    // paired pass gave +0.22–0.29 ms in the same process (L2 hits 0.75–1.05 ms in runs against
+    // 0.44–0.65 ms paired; L1 hits alike); the row shows both.
+    const paired = Array.from({ length: n }, (_, i) => interviewId('f4', i))
+    await inParallel(n, 8, async (i) => {
+      const r = await clients.get(0, linksPath(paired[i] ?? ''))
+      expect('miss (paired)', r, 'MISS')
+    })
+    const sixPaired = await probe.someKeys('igw:link-set:*', 6)
+    for (const id of paired) {
+      latency.floor.push(await probe.timeMget(sixPaired))
+      const l2 = await clients.get(1, linksPath(id))
+      expect('L2 hit (paired)', l2, 'HIT')
+      latency.l2.push(l2.ms)
+      latency.floor.push(await probe.timeMget(sixPaired))
+      const l1 = await clients.get(1, linksPath(id))
+      expect('L1 hit (paired)', l1, 'HIT')
+      latency.l1.push(l1.ms)
     }
     // The herd: `herd` requests at once for one interview no replica has, spread over the three.
     // Not a latency figure: unpinned, as before this scenario pinned anything (three replicas on one
@@ -457,6 +501,8 @@ function report(
   const l1P50 = percentile(l2.latency.l1, 50)
   const addedP50 = l2P50 - l1P50
   const floorP50 = percentile(l2.latency.floor, 50)
+  const runL2P50 = percentile(l2.latency.runL2, 50)
+  const runL1P50 = percentile(l2.latency.runL1, 50)
   const perRequest = (counts: Record<string, number>) => total(counts) / l2.n
   const herdMax = Math.max(...l2.herdCalls)
   const withRedis = modelFigures(shared)
@@ -480,10 +526,14 @@ function report(
       l1RedisRps: round(l1.redisRps, 0),
       l1LocalRps: round(l1.localRps, 0),
       l1RatioRedisToLocal: round(l1.ratio, 3),
+      l1CpuUsPerRequestRedis: round(l1.cpu.redis, 1),
+      l1CpuUsPerRequestLocal: round(l1.cpu.local, 1),
       l2HitP50Ms: round(l2P50, 3),
       l1HitP50Ms: round(l1P50, 3),
       l2AddedP50Ms: round(addedP50, 3),
       redisMgetFloorP50Ms: round(floorP50, 3),
+      runL2HitP50Ms: round(runL2P50, 3),
+      runL1HitP50Ms: round(runL1P50, 3),
       missP50Ms: round(percentile(l2.latency.miss, 50), 3),
       redisCommandsPerMiss: round(perRequest(l2.cmds.miss), 2),
       redisCommandsPerL2Hit: round(perRequest(l2.cmds.l2), 2),
@@ -513,16 +563,16 @@ function report(
         scenario: 'fleet, L1 hits with REDIS_URL',
         measure: `req/s at ${l1.rounds.connections} connections, one replica (wrk, ${l1.rounds.rounds} alternating rounds × ${l1.rounds.durationSec} s each way, medians; ratio: median of the rounds' ratios ${l1.pairRatios.map((r) => fmt(r, 2)).join(', ')})`,
         service: fmt(l1.redisRps, 0),
-        comparison: `same replica without Redis ${fmt(l1.localRps, 0)}`,
+        comparison: `same replica without Redis ${fmt(l1.localRps, 0)}; CPU per request (medians) ${fmt(l1.cpu.redis, 0)} µs with Redis, ${fmt(l1.cpu.local, 0)} µs without`,
         ratio: `${fmt(l1.ratio, 2)} × without`,
         target: '≥ 0.95 ×',
         pass: l1Ok,
       },
       {
         scenario: 'fleet, L2 hits (cold in the replica, warm in Redis)',
-        measure: `p50 latency, ${l2.n} interviews, sequential`,
+        measure: `p50 latency, ${l2.n} interviews, sequential: per interview the floor, its L2 hit, the floor, its L1 hit`,
         service: `${fmt(l2P50, 2)} ms`,
-        comparison: `L1 hit on the same replica ${fmt(l1P50, 2)} ms; miss ${fmt(percentile(l2.latency.miss, 50), 1)} ms; the Redis round trip alone (one MGET of six entries from a Node client, sequential) ${fmt(floorP50, 2)} ms, so the replica's own L2 work adds ${fmt(addedP50 - floorP50, 2)} ms`,
+        comparison: `L1 hit on the same replica ${fmt(l1P50, 2)} ms; miss ${fmt(percentile(l2.latency.miss, 50), 1)} ms; the Redis round trip alone (one MGET of six entries from a Node client, sequential) ${fmt(floorP50, 2)} ms, so the replica's own L2 work adds ${fmt(addedP50 - floorP50, 2)} ms. In runs of ${RUN} L2 hits one after another (a replica's cold start): ${fmt(runL2P50, 2)} ms against ${fmt(runL1P50, 2)} ms for L1 hits one after another, +${fmt(runL2P50 - runL1P50, 2)} ms`,
         ratio: `+${fmt(addedP50, 2)} ms`,
         target: '≤ +0.5 ms',
         pass: l2Ok,
