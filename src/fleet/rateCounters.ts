@@ -106,8 +106,12 @@ export class RateCounters {
       this.#counters.set(name, counter)
     }
     counter.pending++
-    this.#recent.delete(name)
-    this.#recent.set(name, now)
+    // Moved to the end (newest) at most once per sync interval: the read-back horizon is ten.
+    const last = this.#recent.get(name)
+    if (last === undefined || now - last >= this.#syncMs) {
+      this.#recent.delete(name)
+      this.#recent.set(name, now)
+    }
     this.#start()
     return { current: counter.synced + counter.inflight + counter.pending, ttl: counter.resetAt - now }
   }
