@@ -103,22 +103,29 @@ async function fleetOfTwo(t: Test, env: Record<string, string> = {}) {
   return { a, b, raw: rawRedis(t, redis.url), simulator }
 }
 
+/**
+ * Two replicas; A fills Redis for `interviewId` (a MISS); then B gets a request for it whose body
+ * is held back, once Redis has been asked (by B's read ahead: nothing else can have asked it).
+ */
+async function heldOnColdReplica(t: Test, interviewId: string) {
+  const fleet = await fleetOfTwo(t)
+  const { a, b, raw } = fleet
+  const filled = await post(a, path(interviewId), { images: TYPES }, partnerHeaders())
+  t.equal(filled.headers['x-cache'], 'MISS', 'A fills Redis')
+  const before = await mgets(raw)
+  const request = await heldBody(t, b, path(interviewId), { 'x-api-key': PARTNER_KEY }, BODY)
+  t.ok(
+    await eventually(async () => (await mgets(raw)) > before),
+    'B asked Redis with the body still held back',
+  )
+  return { ...fleet, before, request }
+}
+
 t.test(
   'a cold replica reads Redis before the body arrives, and answers from that one read',
   { skip: NO_REDIS },
   async (t) => {
-    const { a, b, raw, simulator } = await fleetOfTwo(t)
-    t.equal(
-      (await post(a, path(small), { images: TYPES }, partnerHeaders())).headers['x-cache'],
-      'MISS',
-      'A fills Redis',
-    )
-    const before = await mgets(raw)
-    const request = await heldBody(t, b, path(small), { 'x-api-key': PARTNER_KEY }, BODY)
-    t.ok(
-      await eventually(async () => (await mgets(raw)) > before),
-      'B asked Redis with the body still held back',
-    )
+    const { a, b, raw, simulator, before, request } = await heldOnColdReplica(t, small)
     request.sendBody()
     const res = await request.answer
     t.equal(res.status, 200, '200')
@@ -173,15 +180,7 @@ t.test(
   'a DELETE between the read ahead and the body: the answer is not kept in L1, the next one is a MISS',
   { skip: NO_REDIS },
   async (t) => {
-    const { a, b, raw, simulator } = await fleetOfTwo(t)
-    t.equal(
-      (await post(a, path(full), { images: TYPES }, partnerHeaders())).headers['x-cache'],
-      'MISS',
-      'A fills Redis',
-    )
-    const before = await mgets(raw)
-    const request = await heldBody(t, b, path(full), { 'x-api-key': PARTNER_KEY }, BODY)
-    t.ok(await eventually(async () => (await mgets(raw)) > before), 'B read Redis ahead of the body')
+    const { b, simulator, request } = await heldOnColdReplica(t, full)
     const dropped = await b.inject({
       method: 'DELETE',
       url: path(full),

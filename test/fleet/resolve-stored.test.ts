@@ -7,6 +7,12 @@ import { at, FakeClock, FakeUpstream, HOUR, MARGIN, linkEntry, makeCache } from 
 // in the same turn, unless an invalidation came while Redis was read.
 
 /** What a shared cache (Redis) would hand over: links for `linked`, "no such image" for `missing`. */
+/** A cache on a fake clock and the partner slot of interview iv-1. */
+function adminSetup() {
+  const clock = new FakeClock()
+  return { clock, cache: makeCache(clock), slot: at('admin', 'iv-1') }
+}
+
 function fromStore(clock: FakeClock, linked: readonly ImageType[], missing: ImageType[] = []): LoadedLinks {
   const expiresAtMs = clock.ms + 2 * HOUR
   return {
@@ -20,9 +26,7 @@ function fromStore(clock: FakeClock, linked: readonly ImageType[], missing: Imag
 }
 
 void t.test('an L2 hit is answered as resolve answers it, and L1 holds it afterwards', async (t) => {
-  const clock = new FakeClock()
-  const cache = makeCache(clock)
-  const slot = at('admin', 'iv-1')
+  const { clock, cache, slot } = adminSetup()
   const stored = fromStore(clock, ['selfie', 'document'], ['signature'])
 
   const fast = cache.resolveStored(slot, ['document', 'signature', 'selfie'], stored, cache.epoch)
@@ -68,9 +72,7 @@ void t.test('what L1 holds is served from L1, the rest from the store', async (t
 void t.test(
   'a type neither in L1 nor in the store: left to resolve, nothing counted or stored',
   async (t) => {
-    const clock = new FakeClock()
-    const cache = makeCache(clock)
-    const slot = at('admin', 'iv-1')
+    const { clock, cache, slot } = adminSetup()
     const found = cache.resolveStored(slot, ['selfie', 'document'], fromStore(clock, ['selfie']), cache.epoch)
     t.equal(found, undefined, 'not answered')
     t.same(cache.stats(), { ...cache.stats(), hits: 0, misses: 0, entries: 0 }, 'nothing counted or stored')
@@ -78,9 +80,7 @@ void t.test(
 )
 
 void t.test('an invalidation while Redis was read: answered, but not kept in L1', async (t) => {
-  const clock = new FakeClock()
-  const cache = makeCache(clock)
-  const slot = at('admin', 'iv-1')
+  const { clock, cache, slot } = adminSetup()
   const epoch = cache.epoch
   cache.invalidate('iv-1')
   const found = cache.resolveStored(slot, ['selfie'], fromStore(clock, ['selfie']), epoch)
@@ -122,9 +122,7 @@ void t.test('isLoading tells whether a load in flight fetches one of the types',
 void t.test(
   'an invalidation right after the answer, before L1 stored it: dropped all the same',
   async (t) => {
-    const clock = new FakeClock()
-    const cache = makeCache(clock)
-    const slot = at('admin', 'iv-1')
+    const { clock, cache, slot } = adminSetup()
     const found = cache.resolveStored(slot, ['selfie'], fromStore(clock, ['selfie']), cache.epoch)
     t.equal(found?.status, 'HIT', 'answered')
     cache.invalidate('iv-1')
